@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs everything kyozon needs to build and test, from Debian's packages.
+# Safe to run again: packages already present are not reinstalled.
+set -euo pipefail
+
+PKGS=(build-essential cmake pkg-config git python3
+      libpcre2-dev libutf8proc-dev libjansson-dev
+      clang libclang-rt-14-dev)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  echo "setup: installing ${missing[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

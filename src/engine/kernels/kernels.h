@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: MIT
+ * Compute kernels: per-type conversion and dot products, and the handful of
+ * f32 vector ops the forward pass needs.
+ *
+ * Two layers:
+ *   - kz_ref_*: the scalar reference implementation (src/engine/kernels/ref/).
+ *     Always compiled, written to be read, and the yardstick every faster
+ *     variant is tested against. SIMD files call these for tails and for
+ *     types they don't specialise.
+ *   - struct kz_kernels: a table of function pointers the engine calls
+ *     through. kz_kernels_get() picks the table once per process.
+ *
+ * Conventions for every kernel declared here:
+ *   - n (elements) is a multiple of the type's block size (kz_dtype_info);
+ *     checked with KZ_ASSERT, since a violation is a bug in the caller;
+ *   - quantized data lives in the block layouts of quant.h (2-byte aligned);
+ *   - inputs are const, one output pointer, `restrict` unless aliasing is
+ *     documented as allowed;
+ *   - kernels hold no state, take no locks and are safe to call from many
+ *     threads on disjoint outputs.
+ */
+#ifndef KZ_KERNELS_H
+#define KZ_KERNELS_H
+
+#include <stdint.h>
+
+/* ------------------------------------------------------------------------ */
+/* Per-type operations                                                       */
+/* ------------------------------------------------------------------------ */
+
+/* Dequantize n elements: src (n/blck blocks) -> dst (n,). */
+typedef void (*kz_to_float_fn)(const void *restrict src, float *restrict dst, int64_t n);
+/* Quantize n elements: src (n,) -> dst (n/blck blocks). Deterministic:
+ * equal inputs give identical bytes. */
+typedef void (*kz_from_float_fn)(const float *restrict src, void *restrict dst, int64_t n);
+/* sum_i w[i] * x[i] over one row of n elements: w (n/blck blocks), x (n,). */
+typedef float (*kz_dot_f32_fn)(int64_t n, const void *restrict w, const float *restrict x);
+
+struct kz_type_ops {
+    kz_to_float_fn to_float;
+    kz_from_float_fn from_float; /* optional: NULL if no quantizer */
+    kz_dot_f32_fn dot_f32;
+};
+
+/* Reference ops for a ggml type id (enum kz_dtype). Returns a pointer to
+ * static storage, or NULL when the type is not supported. Thread-safe. */
+const struct kz_type_ops *kz_type_ops_ref(uint32_t type);
+
+/* The reference implementations themselves, one triple per type. Block
+ * layouts and exact formulas are in quant.h; accumulation order of the
+ * dot products is documented in docs/internals/kernels.md and at each
+ * definition. All from_float functions round to nearest. */
+void kz_ref_f32_to_float(const void *restrict src, float *restrict dst, int64_t n);
+void kz_ref_f32_from_float(const float *restrict src, void *restrict dst, int64_t n);
+float kz_ref_f32_dot_f32(int64_t n, const void *restrict w, const float *restrict x);
+
+void kz_ref_f16_to_float(const void *restrict src, float *restrict dst, int64_t n);
+void kz_ref_f16_from_float(const float *restrict src, void *restrict dst, int64_t n);
+float kz_ref_f16_dot_f32(int64_t n, const void *restrict w, const float *restrict x);
+
+void kz_ref_bf16_to_float(const void *restrict src, float *restrict dst, int64_t n);
+void kz_ref_bf16_from_float(const float *restrict src, void *restrict dst, int64_t n);
+float kz_ref_bf16_dot_f32(int64_t n, const void *restrict w, const float *restrict x);
+
+void kz_ref_q4_0_to_float(const void *restrict src, float *restrict dst, int64_t n);
+void kz_ref_q4_0_from_float(const float *restrict src, void *restrict dst, int64_t n);
+float kz_ref_q4_0_dot_f32(int64_t n, const void *restrict w, const float *restrict x);
+
+void kz_ref_q4_1_to_float(const void *restrict src, float *restrict dst, int64_t n);
+void kz_ref_q4_1_from_float(const float *restrict src, void *restrict dst, int64_t n);
+float kz_ref_q4_1_dot_f32(int64_t n, const void *restrict w, const float *restrict x);
+
+void kz_ref_q5_0_to_float(const void *restrict src, float *restrict dst, int64_t n);
+void kz_ref_q5_0_from_float(const float *restrict src, void *restrict dst, int64_t n);
+float kz_ref_q5_0_dot_f32(int64_t n, const void *restrict w, const float *restrict x);
+
+void kz_ref_q5_1_to_float(const void *restrict src, float *restrict dst, int64_t n);
+void kz_ref_q5_1_from_float(const float *restrict src, void *restrict dst, int64_t n);
+float kz_ref_q5_1_dot_f32(int64_t n, const void *restrict w, const float *restrict x);
+
+void kz_ref_q8_0_to_float(const void *restrict src, float *restrict dst, int64_t n);
+void kz_ref_q8_0_from_float(const float *restrict src, void *restrict dst, int64_t n);
+float kz_ref_q8_0_dot_f32(int64_t n, const void *restrict w, const float *restrict x);
+
+void kz_ref_q2_k_to_float(const void *restrict src, float *restrict dst, int64_t n);
+void kz_ref_q2_k_from_float(const float *restrict src, void *restrict dst, int64_t n);
+float kz_ref_q2_k_dot_f32(int64_t n, const void *restrict w, const float *restrict x);
+
+void kz_ref_q3_k_to_float(const void *restrict src, float *restrict dst, int64_t n);
+void kz_ref_q3_k_from_float(const float *restrict src, void *restrict dst, int64_t n);
+float kz_ref_q3_k_dot_f32(int64_t n, const void *restrict w, const float *restrict x);
+
+void kz_ref_q4_k_to_float(const void *restrict src, float *restrict dst, int64_t n);
+void kz_ref_q4_k_from_float(const float *restrict src, void *restrict dst, int64_t n);
+float kz_ref_q4_k_dot_f32(int64_t n, const void *restrict w, const float *restrict x);
+
+void kz_ref_q5_k_to_float(const void *restrict src, float *restrict dst, int64_t n);
+void kz_ref_q5_k_from_float(const float *restrict src, void *restrict dst, int64_t n);
+float kz_ref_q5_k_dot_f32(int64_t n, const void *restrict w, const float *restrict x);
+
+void kz_ref_q6_k_to_float(const void *restrict src, float *restrict dst, int64_t n);
+void kz_ref_q6_k_from_float(const float *restrict src, void *restrict dst, int64_t n);
+float kz_ref_q6_k_dot_f32(int64_t n, const void *restrict w, const float *restrict x);
+
+/* ------------------------------------------------------------------------ */
+/* f32 vector ops (ref/ops.c)                                                */
+/* ------------------------------------------------------------------------ */
+
+/* RMS norm: out[i] = x[i] / sqrt(mean(x^2) + eps) * w[i]; x, w, out (n,).
+ * The mean of squares is accumulated in double, in index order.
+ * out may equal x (in place); otherwise they must not overlap. */
+void kz_ref_rmsnorm(float *out, const float *x, const float *restrict w, int64_t n, float eps);
+
+/* In-place softmax over x (n,), n >= 1, at least one element finite
+ * (-inf entries, e.g. masked positions, become 0): x[i] = exp(x[i] - max) / sum.
+ * The sum is accumulated in double, in index order. */
+void kz_ref_softmax(float *x, int64_t n);
+
+/* out[i] = x[i] * sigmoid(x[i]); out may equal x. */
+void kz_ref_silu(float *out, const float *x, int64_t n);
+
+/* SwiGLU gate: out[i] = silu(gate[i]) * up[i]; out may equal gate or up. */
+void kz_ref_swiglu(float *out, const float *gate, const float *up, int64_t n);
+
+/* W (rows, cols) of `type` @ x (cols,) -> out (rows,):
+ * out[r] = dot_f32(row r of w, x). Rows are contiguous, each
+ * kz_dtype_row_size(type, cols) bytes. The type must be supported by
+ * kz_type_ops_ref (KZ_ASSERT); cols a multiple of its block size. */
+void kz_ref_matvec(const void *w, uint32_t type, int64_t rows, int64_t cols,
+                   const float *restrict x, float *restrict out);
+
+/* Same for rows [r0, r1) only: writes out[r0..r1) and nothing else, so
+ * threads given disjoint ranges may share w, x and out. */
+void kz_ref_matvec_rows(const void *w, uint32_t type, int64_t cols, const float *restrict x,
+                        float *restrict out, int64_t r0, int64_t r1);
+
+/* ------------------------------------------------------------------------ */
+/* Dispatch table                                                            */
+/* ------------------------------------------------------------------------ */
+
+/* One implementation family (reference, avx2, neon, ...). Every entry is
+ * required; a variant that lacks a specialised op points it at the
+ * reference function. Argument contracts are those of the kz_ref_* above. */
+struct kz_kernels {
+    const char *name; /* "ref", "avx2", ...: the value KZ_KERNELS selects */
+    /* per-type ops; NULL for unsupported types */
+    const struct kz_type_ops *(*type_ops)(uint32_t type);
+    void (*matvec_rows)(const void *w, uint32_t type, int64_t cols, const float *restrict x,
+                        float *restrict out, int64_t r0, int64_t r1);
+    void (*rmsnorm)(float *out, const float *x, const float *restrict w, int64_t n, float eps);
+    void (*softmax)(float *x, int64_t n);
+    void (*silu)(float *out, const float *x, int64_t n);
+    void (*swiglu)(float *out, const float *gate, const float *up, int64_t n);
+};
+
+/* The reference table (static storage). */
+extern const struct kz_kernels kz_kernels_ref;
+
+/* The table the engine should use, chosen on the first call and then fixed
+ * for the life of the process (static storage; thread-safe after the first
+ * call returns; call it once at startup before spawning workers).
+ * The environment variable KZ_KERNELS=<name> forces a variant; today only
+ * "ref" exists, so any value (or none) yields the reference table, with a
+ * warning on stderr for a name that is not known. */
+const struct kz_kernels *kz_kernels_get(void);
+
+#endif

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: MIT
+ * Reference f32 vector ops for the forward pass: RMS norm, softmax, SiLU,
+ * SwiGLU and the matrix-vector product over any supported weight type.
+ *
+ * Reductions over a whole vector (mean of squares, softmax denominator) are
+ * accumulated in double, in index order: these vectors are long (4096+),
+ * and a cheap exact-ish yardstick makes the tolerance for faster variants
+ * easy to state.
+ */
+#include "engine/kernels/kernels.h"
+
+#include <math.h>
+
+#include "core/assert.h"
+#include "engine/gguf/dtype.h"
+
+/* x (n,), w (n,) -> out (n,) */
+void kz_ref_rmsnorm(float *out, const float *x, const float *restrict w, int64_t n, float eps)
+{
+    KZ_ASSERT(n > 0);
+    double ss = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        ss += (double)x[i] * (double)x[i];
+    float scale = (float)(1.0 / sqrt(ss / (double)n + (double)eps));
+    for (int64_t i = 0; i < n; i++)
+        out[i] = x[i] * scale * w[i];
+}
+
+/* x (n,) in place */
+void kz_ref_softmax(float *x, int64_t n)
+{
+    KZ_ASSERT(n > 0);
+    float max = x[0];
+    for (int64_t i = 1; i < n; i++)
+        if (x[i] > max)
+            max = x[i];
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += (double)x[i];
+    }
+    /* sum >= 1: the max element contributes exp(0) */
+    float inv = (float)(1.0 / sum);
+    for (int64_t i = 0; i < n; i++)
+        x[i] *= inv;
+}
+
+static inline float silu1(float v)
+{
+    return v / (1.0f + expf(-v));
+}
+
+void kz_ref_silu(float *out, const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        out[i] = silu1(x[i]);
+}
+
+void kz_ref_swiglu(float *out, const float *gate, const float *up, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        out[i] = silu1(gate[i]) * up[i];
+}
+
+/* W (rows, cols) @ x (cols,) -> out (rows,), rows [r0, r1) only */
+void kz_ref_matvec_rows(const void *w, uint32_t type, int64_t cols, const float *restrict x,
+                        float *restrict out, int64_t r0, int64_t r1)
+{
+    const struct kz_type_ops *ops = kz_type_ops_ref(type);
+    KZ_ASSERT(ops != NULL);
+    uint32_t blck = 1, type_size = 0;
+    kz_dtype_info(type, &blck, &type_size);
+    KZ_ASSERT(cols % blck == 0);
+    size_t row_size = (size_t)(cols / blck) * type_size;
+    const unsigned char *base = w;
+    for (int64_t r = r0; r < r1; r++)
+        out[r] = ops->dot_f32(cols, base + (size_t)r * row_size, x);
+}
+
+void kz_ref_matvec(const void *w, uint32_t type, int64_t rows, int64_t cols,
+                   const float *restrict x, float *restrict out)
+{
+    kz_ref_matvec_rows(w, type, cols, x, out, 0, rows);
+}
