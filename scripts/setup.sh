@@ -3,8 +3,8 @@
 # Safe to run again: packages already present are not reinstalled.
 set -euo pipefail
 
-PKGS=(build-essential cmake pkg-config git python3
-      libpcre2-dev libutf8proc-dev libjansson-dev
+PKGS=(build-essential cmake pkg-config git python3 curl
+      libpcre2-dev libutf8proc-dev libjansson-dev libuv1-dev libcurl4-openssl-dev
       clang libclang-rt-14-dev)
 
 missing=()

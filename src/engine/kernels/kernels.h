@@ -135,6 +135,25 @@ void kz_ref_matvec_rows(const void *w, uint32_t type, int64_t cols, const float 
                         float *restrict out, int64_t r0, int64_t r1);
 
 /* ------------------------------------------------------------------------ */
+/* Matrix products over a batch of activations                               */
+/* ------------------------------------------------------------------------ */
+
+/* A product W (rows, cols) @ X^T for n_tok activation rows runs in two steps:
+ *   1. each activation row x (cols,) is converted once into the format
+ *      act_type(wtype) (F32 in the reference; a SIMD family may pick an 8-bit
+ *      block format such as Q8_0 or Q8_K so the inner loop is integer);
+ *   2. threads split the weight rows: gemm_rows writes
+ *      out[t * out_stride + r] = dot(W row r, act row t)
+ *      for r in [r0, r1) and t in [0, n_tok). Activation rows are
+ *      kz_dtype_row_size(act_type(wtype), cols) bytes apart.
+ * Weights are read once per call for all n_tok rows, which is what makes
+ * batched prefill and multi-sequence decode cheaper than n separate products. */
+uint32_t kz_ref_act_type(uint32_t wtype);
+void kz_ref_act_quantize(uint32_t wtype, const float *restrict x, void *restrict dst, int64_t cols);
+void kz_ref_gemm_rows(uint32_t wtype, const void *w, int64_t cols, const void *act, int n_tok,
+                      float *out, int64_t out_stride, int64_t r0, int64_t r1);
+
+/* ------------------------------------------------------------------------ */
 /* Dispatch table                                                            */
 /* ------------------------------------------------------------------------ */
 
@@ -151,6 +170,11 @@ struct kz_kernels {
     void (*softmax)(float *x, int64_t n);
     void (*silu)(float *out, const float *x, int64_t n);
     void (*swiglu)(float *out, const float *gate, const float *up, int64_t n);
+    /* batched products, contracts of kz_ref_act_type / act_quantize / gemm_rows */
+    uint32_t (*act_type)(uint32_t wtype);
+    void (*act_quantize)(uint32_t wtype, const float *restrict x, void *restrict dst, int64_t cols);
+    void (*gemm_rows)(uint32_t wtype, const void *w, int64_t cols, const void *act, int n_tok,
+                      float *out, int64_t out_stride, int64_t r0, int64_t r1);
 };
 
 /* The reference table (static storage). */

@@ -85,4 +85,41 @@ kz_status kz_ctx_eval(struct kz_ctx *c, const int32_t *tokens, int n, struct kz_
 /* Logits of the last evaluated token: n_vocab floats, valid until the next eval. */
 const float *kz_ctx_logits(const struct kz_ctx *c);
 
+/* Pooled embedding: the mean over every token evaluated with KZ_BATCH_EMBD
+ * (or by kz_ctx_eval_embd) of the final, normalized hidden state, scaled to
+ * unit L2 norm, into out (n_embd floats). KZ_EINVAL when no token was pooled. */
+kz_status kz_ctx_embedding(const struct kz_ctx *c, float *out, struct kz_err *err);
+/* As kz_ctx_eval, but every token also adds its hidden state to the pool. */
+kz_status kz_ctx_eval_embd(struct kz_ctx *c, const int32_t *tokens, int n, struct kz_err *err);
+
+/* ---- batches over many contexts (continuous batching) ---------------------
+ * One call evaluates tokens of several sequences at once, reading every
+ * weight once for all of them. Items of one context must be in order; item
+ * i of context c is placed at position c.n_past + (earlier items of c), and
+ * each context's n_past advances by its item count. */
+enum {
+    KZ_BATCH_LOGITS = 1, /* compute logits for this token into its context */
+    KZ_BATCH_EMBD = 2,   /* add this token's hidden state to its context's pool */
+};
+
+struct kz_batch_item {
+    struct kz_ctx *ctx;
+    int32_t token;
+    unsigned flags;
+};
+
+/* Scratch memory for batches of up to n_tok_max tokens of which at most
+ * n_logits_max want logits, over contexts of at most n_ctx_max positions.
+ * Owned by one thread (the scheduler); free with kz_work_free. */
+struct kz_work;
+kz_status kz_work_new(const struct kz_model *m, int n_tok_max, int n_logits_max, int n_ctx_max,
+                      struct kz_work **out, struct kz_err *err);
+void kz_work_free(struct kz_work *w);
+
+/* Evaluates the batch. KZ_ELIMIT when it exceeds the work's sizes or a
+ * context's free positions, KZ_EINVAL for a bad token id; on error no
+ * context changes. `pool` may be NULL. */
+kz_status kz_model_eval_batch(const struct kz_model *m, struct kz_work *w, struct kz_pool *pool,
+                              const struct kz_batch_item *items, int n, struct kz_err *err);
+
 #endif

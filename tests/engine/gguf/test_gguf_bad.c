@@ -1046,7 +1046,7 @@ static void run_bad(void)
     char name[96], prefix[100];
     snprintf(name, sizeof name, "%s.gguf", c->id);
     snprintf(prefix, sizeof prefix, "%s: ", name);
-    struct kz_gguf *g = (struct kz_gguf *)&b; /* must be cleared on failure */
+    struct kz_gguf *g = (struct kz_gguf *)(uintptr_t)1; /* non-NULL sentinel: open must clear it */
     struct kz_err err = {{0}};
     uint8_t *copy;
     double ms;

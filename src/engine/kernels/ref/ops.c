@@ -10,6 +10,7 @@
 #include "engine/kernels/kernels.h"
 
 #include <math.h>
+#include <string.h>
 
 #include "core/assert.h"
 #include "engine/gguf/dtype.h"
@@ -81,4 +82,26 @@ void kz_ref_matvec(const void *w, uint32_t type, int64_t rows, int64_t cols,
                    const float *restrict x, float *restrict out)
 {
     kz_ref_matvec_rows(w, type, cols, x, out, 0, rows);
+}
+
+uint32_t kz_ref_act_type(uint32_t wtype)
+{
+    (void)wtype;
+    return KZ_DT_F32; /* the reference multiplies with exact f32 activations */
+}
+
+void kz_ref_act_quantize(uint32_t wtype, const float *restrict x, void *restrict dst, int64_t cols)
+{
+    (void)wtype;
+    memcpy(dst, x, (size_t)cols * sizeof(float));
+}
+
+void kz_ref_gemm_rows(uint32_t wtype, const void *w, int64_t cols, const void *act, int n_tok,
+                      float *out, int64_t out_stride, int64_t r0, int64_t r1)
+{
+    const float *x = act;
+    /* token-major: each token is one matvec over the row range */
+    for (int t = 0; t < n_tok; t++)
+        kz_ref_matvec_rows(w, wtype, cols, x + (size_t)t * (size_t)cols, out + (size_t)t * (size_t)out_stride,
+                           r0, r1);
 }

@@ -47,6 +47,9 @@ const struct kz_kernels kz_kernels_ref = {
     .softmax = kz_ref_softmax,
     .silu = kz_ref_silu,
     .swiglu = kz_ref_swiglu,
+    .act_type = kz_ref_act_type,
+    .act_quantize = kz_ref_act_quantize,
+    .gemm_rows = kz_ref_gemm_rows,
 };
 
 static const struct kz_kernels *chosen;

@@ -1,0 +1,544 @@
+/* SPDX-License-Identifier: MIT
+ * Llama-family forward pass over a batch of tokens from one or many
+ * sequences, each with its own KV cache (struct kz_ctx).
+ *
+ * Per layer, for every token t of the batch (x is the residual stream):
+ *   h = rmsnorm(x) * attn_norm
+ *   q = Wq h (+bq)  k = Wk h (+bk)  v = Wv h (+bv)     (qwen2 adds biases)
+ *   rope(q, k, pos_t); store k, v in t's context at pos_t
+ *   a = softmax(q k^T / sqrt(head_dim)) v over positions 0..pos_t of t's
+ *       context; GQA: head h reads kv head h / (n_head / n_head_kv)
+ *   x += Wo a
+ *   h = rmsnorm(x) * ffn_norm
+ *   x += Wdown (silu(Wgate h) * (Wup h))
+ * logits = Wout (rmsnorm(x) * output_norm)  (only for tokens that ask)
+ *
+ * Matrix products go through the kernel table in two steps (kernels.h):
+ * each activation row is converted once to the format the weight type wants,
+ * then threads split the weight rows and multiply every token at once, so a
+ * weight is streamed from memory once per batch, not once per token.
+ * Because all K/V of the batch are stored before attention runs, tokens of
+ * one sequence in one batch see each other causally.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "engine/gguf/dtype.h"
+#include "engine/kernels/kernels.h"
+#include "engine/model/model.h"
+#include "engine/model/model_int.h"
+#include "engine/sched/threadpool.h"
+
+#define KZ_CTX_BATCH 256 /* prompt chunk for kz_ctx_eval */
+
+struct kz_ctx {
+    const struct kz_model *m;
+    struct kz_pool *pool;
+    int n_ctx;
+    int n_past;
+    float *k_cache;   /* (n_layer, n_ctx, n_head_kv*head_dim) */
+    float *v_cache;   /* (n_layer, n_ctx, n_head_kv*head_dim) */
+    float *logits;    /* (n_vocab) */
+    double *embd_sum; /* (n_embd) pooled hidden states */
+    long embd_count;
+    struct kz_work *work; /* for kz_ctx_eval; created on first use */
+    int batch_count;  /* items of this context in the batch being evaluated */
+};
+
+struct kz_work {
+    int n_tok_max, n_logits_max, n_ctx_max;
+    size_t act_row_max;   /* bytes of one converted activation row, upper bound */
+    float *x;             /* (n_tok, n_embd) residual stream */
+    float *h;             /* (n_tok, n_embd) normed / layer output */
+    float *q, *k, *v;     /* (n_tok, nq), (n_tok, nkv), (n_tok, nkv) */
+    float *att;           /* (n_tok, nq) attention output */
+    float *fa, *fb;       /* (n_tok, n_ff) */
+    unsigned char *act[3]; /* (n_tok, act_row_max) converted activations */
+    float *rope;          /* (n_tok, n_rot) cos, sin pairs */
+    int *pos;             /* (n_tok) */
+    float *hsel;          /* (n_logits, n_embd) rows that want logits */
+    float *logits;        /* (n_logits, n_vocab) */
+    float *scores;        /* (scores_nth, n_ctx_max) */
+    int scores_nth;
+};
+
+/* ---- contexts ------------------------------------------------------------------ */
+
+kz_status kz_ctx_new(const struct kz_model *m, int n_ctx, struct kz_pool *pool, struct kz_ctx **out,
+                     struct kz_err *err)
+{
+    const struct kz_model_config *c = &m->cfg;
+    *out = NULL;
+    if (n_ctx <= 0)
+        n_ctx = c->n_ctx_train;
+    if (n_ctx > KZ_MODEL_MAX_CTX)
+        return kz_err_set(err, KZ_EINVAL, "context size %d is above the limit %d", n_ctx, KZ_MODEL_MAX_CTX);
+    struct kz_ctx *x = kz_calloc(1, sizeof *x);
+    if (!x)
+        return kz_err_set(err, KZ_ENOMEM, "out of memory");
+    x->m = m;
+    x->pool = pool;
+    x->n_ctx = n_ctx;
+    size_t nkv = (size_t)c->n_head_kv * (size_t)c->head_dim;
+    size_t cache = (size_t)c->n_layer * (size_t)n_ctx * nkv;
+    x->k_cache = kz_calloc(cache, sizeof(float));
+    x->v_cache = kz_calloc(cache, sizeof(float));
+    x->logits = kz_calloc((size_t)c->n_vocab, sizeof(float));
+    x->embd_sum = kz_calloc((size_t)c->n_embd, sizeof(double));
+    if (!x->k_cache || !x->v_cache || !x->logits || !x->embd_sum) {
+        kz_ctx_free(x);
+        return kz_err_set(err, KZ_ENOMEM, "out of memory allocating a %d-token context (%zu MiB KV cache)", n_ctx,
+                          2 * cache * sizeof(float) >> 20);
+    }
+    *out = x;
+    return KZ_OK;
+}
+
+void kz_ctx_free(struct kz_ctx *x)
+{
+    if (!x)
+        return;
+    kz_free(x->k_cache);
+    kz_free(x->v_cache);
+    kz_free(x->logits);
+    kz_free(x->embd_sum);
+    kz_work_free(x->work);
+    kz_free(x);
+}
+
+int kz_ctx_n_ctx(const struct kz_ctx *x) { return x->n_ctx; }
+int kz_ctx_n_past(const struct kz_ctx *x) { return x->n_past; }
+const float *kz_ctx_logits(const struct kz_ctx *x) { return x->logits; }
+
+void kz_ctx_reset(struct kz_ctx *x)
+{
+    x->n_past = 0;
+    x->embd_count = 0;
+    memset(x->embd_sum, 0, (size_t)x->m->cfg.n_embd * sizeof *x->embd_sum);
+}
+
+kz_status kz_ctx_embedding(const struct kz_ctx *x, float *out, struct kz_err *err)
+{
+    int n = x->m->cfg.n_embd;
+    if (x->embd_count == 0)
+        return kz_err_set(err, KZ_EINVAL, "no tokens were pooled for an embedding");
+    double ss = 0.0;
+    for (int i = 0; i < n; i++) {
+        double v = x->embd_sum[i] / (double)x->embd_count;
+        ss += v * v;
+    }
+    double inv = ss > 0.0 ? 1.0 / sqrt(ss) : 0.0;
+    for (int i = 0; i < n; i++)
+        out[i] = (float)(x->embd_sum[i] / (double)x->embd_count * inv);
+    return KZ_OK;
+}
+
+/* Prompt in chunks through the context's own workspace. */
+static kz_status ctx_eval(struct kz_ctx *x, const int32_t *tokens, int n, unsigned every, struct kz_err *err)
+{
+    const struct kz_model_config *c = &x->m->cfg;
+    if (n <= 0)
+        return kz_err_set(err, KZ_EINVAL, "no tokens to evaluate");
+    if (n > x->n_ctx - x->n_past)
+        return kz_err_set(err, KZ_ELIMIT, "%d tokens do not fit in the context: %d of %d positions used (raise --ctx)",
+                          n, x->n_past, x->n_ctx);
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= c->n_vocab)
+            return kz_err_set(err, KZ_EINVAL, "token id %d is outside the vocabulary (0..%d)", tokens[i],
+                              c->n_vocab - 1);
+    if (!x->work) {
+        int nb = x->n_ctx < KZ_CTX_BATCH ? x->n_ctx : KZ_CTX_BATCH;
+        kz_status rc = kz_work_new(x->m, nb, 1, x->n_ctx, &x->work, err);
+        if (rc)
+            return rc;
+    }
+    struct kz_batch_item items[KZ_CTX_BATCH];
+    for (int done = 0; done < n;) {
+        int nb = n - done < x->work->n_tok_max ? n - done : x->work->n_tok_max;
+        for (int i = 0; i < nb; i++) {
+            items[i].ctx = x;
+            items[i].token = tokens[done + i];
+            items[i].flags = every | (done + i == n - 1 ? KZ_BATCH_LOGITS : 0u);
+        }
+        kz_status rc = kz_model_eval_batch(x->m, x->work, x->pool, items, nb, err);
+        if (rc)
+            return rc;
+        done += nb;
+    }
+    return KZ_OK;
+}
+
+kz_status kz_ctx_eval(struct kz_ctx *x, const int32_t *tokens, int n, struct kz_err *err)
+{
+    return ctx_eval(x, tokens, n, 0, err);
+}
+
+kz_status kz_ctx_eval_embd(struct kz_ctx *x, const int32_t *tokens, int n, struct kz_err *err)
+{
+    return ctx_eval(x, tokens, n, KZ_BATCH_EMBD, err);
+}
+
+/* ---- workspace ------------------------------------------------------------------- */
+
+static int max3(int a, int b, int c) { return a > b ? (a > c ? a : c) : (b > c ? b : c); }
+
+kz_status kz_work_new(const struct kz_model *m, int n_tok_max, int n_logits_max, int n_ctx_max,
+                      struct kz_work **out, struct kz_err *err)
+{
+    const struct kz_model_config *c = &m->cfg;
+    *out = NULL;
+    if (n_tok_max < 1 || n_logits_max < 1 || n_ctx_max < 1 || n_logits_max > n_tok_max)
+        return kz_err_set(err, KZ_EINVAL, "bad batch sizes (%d tokens, %d logits, %d context)", n_tok_max,
+                          n_logits_max, n_ctx_max);
+    struct kz_work *w = kz_calloc(1, sizeof *w);
+    if (!w)
+        return kz_err_set(err, KZ_ENOMEM, "out of memory");
+    size_t n = (size_t)n_tok_max;
+    size_t nq = (size_t)c->n_head * (size_t)c->head_dim, nkv = (size_t)c->n_head_kv * (size_t)c->head_dim;
+    w->n_tok_max = n_tok_max;
+    w->n_logits_max = n_logits_max;
+    w->n_ctx_max = n_ctx_max;
+    /* f32 is the widest activation format (Q8_0 and Q8_K take ~1.1 bytes) */
+    w->act_row_max = (size_t)max3(c->n_embd, (int)nq, c->n_ff) * sizeof(float);
+    w->x = kz_calloc(n * (size_t)c->n_embd, sizeof(float));
+    w->h = kz_calloc(n * (size_t)c->n_embd, sizeof(float));
+    w->q = kz_calloc(n * nq, sizeof(float));
+    w->k = kz_calloc(n * nkv, sizeof(float));
+    w->v = kz_calloc(n * nkv, sizeof(float));
+    w->att = kz_calloc(n * nq, sizeof(float));
+    w->fa = kz_calloc(n * (size_t)c->n_ff, sizeof(float));
+    w->fb = kz_calloc(n * (size_t)c->n_ff, sizeof(float));
+    int ok = w->x && w->h && w->q && w->k && w->v && w->att && w->fa && w->fb;
+    for (int i = 0; i < 3; i++) {
+        w->act[i] = kz_malloc_aligned(n * w->act_row_max, 64);
+        ok = ok && w->act[i];
+    }
+    w->rope = kz_calloc(n * (size_t)(c->n_rot + 2), sizeof(float));
+    w->pos = kz_calloc(n, sizeof(int));
+    w->hsel = kz_calloc((size_t)n_logits_max * (size_t)c->n_embd, sizeof(float));
+    w->logits = kz_calloc((size_t)n_logits_max * (size_t)c->n_vocab, sizeof(float));
+    if (!ok || !w->rope || !w->pos || !w->hsel || !w->logits) {
+        kz_work_free(w);
+        return kz_err_set(err, KZ_ENOMEM, "out of memory allocating a %d-token batch", n_tok_max);
+    }
+    *out = w;
+    return KZ_OK;
+}
+
+void kz_work_free(struct kz_work *w)
+{
+    if (!w)
+        return;
+    kz_free(w->x);
+    kz_free(w->h);
+    kz_free(w->q);
+    kz_free(w->k);
+    kz_free(w->v);
+    kz_free(w->att);
+    kz_free(w->fa);
+    kz_free(w->fb);
+    for (int i = 0; i < 3; i++)
+        kz_free_aligned(w->act[i]);
+    kz_free(w->rope);
+    kz_free(w->pos);
+    kz_free(w->hsel);
+    kz_free(w->logits);
+    kz_free(w->scores);
+    kz_free(w);
+}
+
+/* ---- parallel pieces ------------------------------------------------------------------ */
+
+static void run(struct kz_pool *pool, kz_pool_fn fn, void *arg)
+{
+    if (pool)
+        kz_pool_run(pool, fn, arg);
+    else
+        fn(arg, 0, 1);
+}
+
+#define MAX_GEMM 3
+
+/* Up to three products sharing one input matrix, run as one pool job. */
+struct gemm_job {
+    const struct kz_kernels *k;
+    int n_w;
+    const struct weight *w[MAX_GEMM];
+    const unsigned char *act[MAX_GEMM]; /* converted input for each weight */
+    float *out[MAX_GEMM];
+    int64_t out_stride[MAX_GEMM];
+    int n_tok;
+    /* conversion step */
+    const float *in;       /* (n_tok, cols) */
+    int64_t cols;
+    int n_conv;            /* distinct activation formats */
+    uint32_t conv_wtype[MAX_GEMM];
+    unsigned char *conv_dst[MAX_GEMM];
+    size_t conv_row_size[MAX_GEMM];
+};
+
+static void convert_task(void *arg, int ith, int nth)
+{
+    const struct gemm_job *j = arg;
+    long t0, t1;
+    kz_split_rows(j->n_tok, ith, nth, &t0, &t1);
+    for (int c = 0; c < j->n_conv; c++)
+        for (long t = t0; t < t1; t++)
+            j->k->act_quantize(j->conv_wtype[c], j->in + (size_t)t * (size_t)j->cols,
+                               j->conv_dst[c] + (size_t)t * j->conv_row_size[c], j->cols);
+}
+
+static void gemm_task(void *arg, int ith, int nth)
+{
+    const struct gemm_job *j = arg;
+    for (int i = 0; i < j->n_w; i++) {
+        const struct weight *w = j->w[i];
+        long r0, r1;
+        kz_split_rows((long)w->rows, ith, nth, &r0, &r1);
+        if (r0 < r1)
+            j->k->gemm_rows(w->type, w->data, w->cols, j->act[i], j->n_tok, j->out[i], j->out_stride[i], r0, r1);
+    }
+}
+
+/* out_i (n_tok, rows_i) = in (n_tok, cols) @ w_i^T for each weight. */
+static void gemm(const struct kz_model *m, struct kz_work *wk, struct kz_pool *pool, int n_w,
+                 const struct weight *const *w, const float *in, int n_tok, float *const *out)
+{
+    struct gemm_job j = {.k = m->kernels, .n_w = n_w, .n_tok = n_tok, .in = in, .cols = w[0]->cols};
+    for (int i = 0; i < n_w; i++) {
+        uint32_t at = m->kernels->act_type(w[i]->type);
+        int c = 0;
+        while (c < j.n_conv && m->kernels->act_type(j.conv_wtype[c]) != at)
+            c++;
+        if (c == j.n_conv) {
+            j.conv_wtype[c] = w[i]->type;
+            j.conv_dst[c] = wk->act[c];
+            j.conv_row_size[c] = kz_dtype_row_size(at, j.cols);
+            j.n_conv++;
+        }
+        j.w[i] = w[i];
+        j.act[i] = j.conv_dst[c];
+        j.out[i] = out[i];
+        j.out_stride[i] = w[i]->rows;
+    }
+    /* converting a single row is cheaper than waking the pool for it */
+    if (n_tok == 1 || !pool)
+        convert_task(&j, 0, 1);
+    else
+        kz_pool_run(pool, convert_task, &j);
+    run(pool, gemm_task, &j);
+}
+
+struct attn_job {
+    const struct kz_model *m;
+    struct kz_work *w;
+    const struct kz_batch_item *items;
+    int n;
+    int layer;
+};
+
+/* One (token, head) pair per unit: scores over the token's context 0..pos. */
+static void attn_task(void *arg, int ith, int nth)
+{
+    const struct attn_job *j = arg;
+    const struct kz_model_config *c = &j->m->cfg;
+    int hd = c->head_dim, group = c->n_head / c->n_head_kv;
+    size_t nkv = (size_t)c->n_head_kv * (size_t)hd, nq = (size_t)c->n_head * (size_t)hd;
+    float scale = 1.0f / sqrtf((float)hd);
+    float *s = j->w->scores + (size_t)ith * (size_t)j->w->n_ctx_max;
+    long u0, u1;
+    kz_split_rows((long)j->n * c->n_head, ith, nth, &u0, &u1);
+    for (long u = u0; u < u1; u++) {
+        int t = (int)(u / c->n_head), h = (int)(u % c->n_head);
+        const struct kz_ctx *x = j->items[t].ctx;
+        int n = j->w->pos[t] + 1;
+        const float *kc = x->k_cache + (size_t)j->layer * (size_t)x->n_ctx * nkv;
+        const float *vc = x->v_cache + (size_t)j->layer * (size_t)x->n_ctx * nkv;
+        const float *q = j->w->q + (size_t)t * nq + (size_t)h * (size_t)hd;
+        size_t kvo = (size_t)(h / group) * (size_t)hd;
+        float mx = -INFINITY;
+        for (int p = 0; p < n; p++) {
+            const float *kr = kc + (size_t)p * nkv + kvo;
+            float d = 0.0f;
+            for (int i = 0; i < hd; i++)
+                d += q[i] * kr[i];
+            s[p] = d * scale;
+            if (s[p] > mx)
+                mx = s[p];
+        }
+        float sum = 0.0f;
+        for (int p = 0; p < n; p++) {
+            s[p] = expf(s[p] - mx);
+            sum += s[p];
+        }
+        float inv = 1.0f / sum;
+        float *o = j->w->att + (size_t)t * nq + (size_t)h * (size_t)hd;
+        memset(o, 0, (size_t)hd * sizeof *o);
+        for (int p = 0; p < n; p++) {
+            const float *vr = vc + (size_t)p * nkv + kvo;
+            float pr = s[p] * inv;
+            for (int i = 0; i < hd; i++)
+                o[i] += pr * vr[i];
+        }
+    }
+}
+
+static void rope_apply(const struct kz_model_config *c, const float *cs, float *v, int n_heads)
+{
+    int half = c->n_rot / 2;
+    for (int h = 0; h < n_heads; h++) {
+        float *p = v + h * c->head_dim;
+        for (int i = 0; i < half; i++) {
+            float co = cs[2 * i], sn = cs[2 * i + 1];
+            /* llama: adjacent pairs (2i, 2i+1); neox/qwen2: split halves (i, i+half) */
+            int a = c->rope_neox ? i : 2 * i;
+            int b = c->rope_neox ? i + half : 2 * i + 1;
+            float x0 = p[a], x1 = p[b];
+            p[a] = x0 * co - x1 * sn;
+            p[b] = x0 * sn + x1 * co;
+        }
+    }
+}
+
+/* ---- the batch ------------------------------------------------------------------------ */
+
+static kz_status check_batch(const struct kz_model *m, struct kz_work *w, const struct kz_batch_item *items, int n,
+                             struct kz_err *err)
+{
+    const struct kz_model_config *c = &m->cfg;
+    if (n < 1 || n > w->n_tok_max)
+        return kz_err_set(err, KZ_ELIMIT, "batch of %d tokens (1..%d allowed)", n, w->n_tok_max);
+    int n_logits = 0;
+    kz_status rc = KZ_OK;
+    for (int i = 0; i < n; i++)
+        items[i].ctx->batch_count = 0;
+    for (int i = 0; i < n && !rc; i++) {
+        struct kz_ctx *x = items[i].ctx;
+        if (x->m != m)
+            rc = kz_err_set(err, KZ_EINVAL, "batch item %d belongs to another model", i);
+        else if (items[i].token < 0 || items[i].token >= c->n_vocab)
+            rc = kz_err_set(err, KZ_EINVAL, "token id %d is outside the vocabulary (0..%d)", items[i].token,
+                            c->n_vocab - 1);
+        else if (x->n_past + x->batch_count >= x->n_ctx)
+            rc = kz_err_set(err, KZ_ELIMIT, "tokens do not fit in the context: %d of %d positions used", x->n_past,
+                            x->n_ctx);
+        else if (x->n_ctx > w->n_ctx_max)
+            rc = kz_err_set(err, KZ_ELIMIT, "context of %d positions exceeds the batch limit %d", x->n_ctx,
+                            w->n_ctx_max);
+        if (rc)
+            break;
+        w->pos[i] = x->n_past + x->batch_count++;
+        if (items[i].flags & KZ_BATCH_LOGITS)
+            n_logits++;
+    }
+    if (!rc && n_logits > w->n_logits_max)
+        rc = kz_err_set(err, KZ_ELIMIT, "%d tokens want logits, the batch allows %d", n_logits, w->n_logits_max);
+    return rc;
+}
+
+kz_status kz_model_eval_batch(const struct kz_model *m, struct kz_work *w, struct kz_pool *pool,
+                              const struct kz_batch_item *items, int n, struct kz_err *err)
+{
+    const struct kz_model_config *c = &m->cfg;
+    const struct kz_kernels *k = m->kernels;
+    kz_status rc = check_batch(m, w, items, n, err);
+    if (rc)
+        return rc;
+    int nth = pool ? kz_pool_size(pool) : 1;
+    if (w->scores_nth < nth) {
+        float *s = kz_calloc((size_t)nth * (size_t)w->n_ctx_max, sizeof *s);
+        if (!s)
+            return kz_err_set(err, KZ_ENOMEM, "out of memory");
+        kz_free(w->scores);
+        w->scores = s;
+        w->scores_nth = nth;
+    }
+    int ne = c->n_embd, nq = c->n_head * c->head_dim, nkv = c->n_head_kv * c->head_dim, nr = c->n_rot + 2;
+
+    for (int t = 0; t < n; t++) {
+        const struct weight *e = &m->tok_embd;
+        e->ops->to_float((const char *)e->data + (size_t)items[t].token * e->row_size, w->x + (size_t)t * ne, ne);
+        float *cs = w->rope + (size_t)t * nr;
+        for (int i = 0; i < c->n_rot / 2; i++) {
+            double theta = (double)w->pos[t] * m->rope_inv_freq[i];
+            cs[2 * i] = (float)cos(theta);
+            cs[2 * i + 1] = (float)sin(theta);
+        }
+    }
+    for (int l = 0; l < c->n_layer; l++) {
+        const struct layer *L = &m->layers[l];
+        for (int t = 0; t < n; t++)
+            k->rmsnorm(w->h + (size_t)t * ne, w->x + (size_t)t * ne, L->attn_norm, ne, c->norm_eps);
+        const struct weight *wqkv[3] = {&L->wq, &L->wk, &L->wv};
+        float *oqkv[3] = {w->q, w->k, w->v};
+        gemm(m, w, pool, 3, wqkv, w->h, n, oqkv);
+        for (int t = 0; t < n; t++) {
+            float *q = w->q + (size_t)t * nq, *kr = w->k + (size_t)t * nkv, *vr = w->v + (size_t)t * nkv;
+            if (L->bq) {
+                for (int i = 0; i < nq; i++)
+                    q[i] += L->bq[i];
+                for (int i = 0; i < nkv; i++) {
+                    kr[i] += L->bk[i];
+                    vr[i] += L->bv[i];
+                }
+            }
+            const float *cs = w->rope + (size_t)t * nr;
+            rope_apply(c, cs, q, c->n_head);
+            rope_apply(c, cs, kr, c->n_head_kv);
+            struct kz_ctx *x = items[t].ctx;
+            size_t off = ((size_t)l * (size_t)x->n_ctx + (size_t)w->pos[t]) * (size_t)nkv;
+            memcpy(x->k_cache + off, kr, (size_t)nkv * sizeof(float));
+            memcpy(x->v_cache + off, vr, (size_t)nkv * sizeof(float));
+        }
+        struct attn_job aj = {m, w, items, n, l};
+        run(pool, attn_task, &aj);
+        const struct weight *wo[1] = {&L->wo};
+        float *oo[1] = {w->h};
+        gemm(m, w, pool, 1, wo, w->att, n, oo);
+        for (size_t i = 0; i < (size_t)n * (size_t)ne; i++)
+            w->x[i] += w->h[i];
+
+        for (int t = 0; t < n; t++)
+            k->rmsnorm(w->h + (size_t)t * ne, w->x + (size_t)t * ne, L->ffn_norm, ne, c->norm_eps);
+        const struct weight *wgu[2] = {&L->w_gate, &L->w_up};
+        float *ogu[2] = {w->fa, w->fb};
+        gemm(m, w, pool, 2, wgu, w->h, n, ogu);
+        k->swiglu(w->fa, w->fa, w->fb, (int64_t)n * c->n_ff);
+        const struct weight *wd[1] = {&L->w_down};
+        float *od[1] = {w->h};
+        gemm(m, w, pool, 1, wd, w->fa, n, od);
+        for (size_t i = 0; i < (size_t)n * (size_t)ne; i++)
+            w->x[i] += w->h[i];
+    }
+
+    /* final norm only where needed: pooled embeddings and logits */
+    int n_logits = 0;
+    for (int t = 0; t < n; t++) {
+        if (!(items[t].flags & (KZ_BATCH_LOGITS | KZ_BATCH_EMBD)))
+            continue;
+        float *hr = w->h + (size_t)t * ne;
+        k->rmsnorm(hr, w->x + (size_t)t * ne, m->output_norm, ne, c->norm_eps);
+        if (items[t].flags & KZ_BATCH_EMBD) {
+            struct kz_ctx *x = items[t].ctx;
+            for (int i = 0; i < ne; i++)
+                x->embd_sum[i] += (double)hr[i];
+            x->embd_count++;
+        }
+        if (items[t].flags & KZ_BATCH_LOGITS)
+            memcpy(w->hsel + (size_t)n_logits++ * ne, hr, (size_t)ne * sizeof(float));
+    }
+    if (n_logits) {
+        const struct weight *wout[1] = {&m->output};
+        float *olog[1] = {w->logits};
+        gemm(m, w, pool, 1, wout, w->hsel, n_logits, olog);
+        int r = 0;
+        for (int t = 0; t < n; t++)
+            if (items[t].flags & KZ_BATCH_LOGITS)
+                memcpy(items[t].ctx->logits, w->logits + (size_t)r++ * c->n_vocab, (size_t)c->n_vocab * sizeof(float));
+    }
+    for (int t = 0; t < n; t++)
+        items[t].ctx->n_past = w->pos[t] + 1;
+    return KZ_OK;
+}
