@@ -7,6 +7,10 @@ PKGS=(build-essential cmake pkg-config git python3 curl
       libpcre2-dev libutf8proc-dev libjansson-dev libuv1-dev libcurl4-openssl-dev
       clang libclang-rt-14-dev)
 
+# Node.js runs the client-library tests; install Debian's only where node is
+# missing (installing it over an existing node fails).
+if ! command -v node >/dev/null 2>&1; then PKGS+=(nodejs npm); fi
+
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -17,4 +21,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}" >&2
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The official OpenAI client library for the API tests (pinned in
+# tests/node/package-lock.json).
+root="$(cd "$(dirname "$0")/.." && pwd)"
+if [ ! -f "$root/tests/node/node_modules/openai/package.json" ]; then
+  (cd "$root/tests/node" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi

@@ -20,5 +20,6 @@ int kz_cmd_run(int argc, char **argv);
 int kz_cmd_info(int argc, char **argv);
 int kz_cmd_tokenize(int argc, char **argv);
 int kz_cmd_synth(int argc, char **argv);
+int kz_cmd_serve(int argc, char **argv);
 
 #endif

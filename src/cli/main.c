@@ -12,6 +12,7 @@ static const char usage[] =
     "Usage: kyozon COMMAND [OPTIONS]\n"
     "\n"
     "Commands:\n"
+    "  serve     serve the OpenAI API over a local model\n"
     "  run       generate text from a GGUF model on this machine's CPU\n"
     "  info      describe a GGUF model file\n"
     "  tokenize  print the token ids of a text\n"
@@ -34,6 +35,8 @@ int main(int argc, char **argv)
         puts("kyozon 0.1.0");
         return 0;
     }
+    if (strcmp(cmd, "serve") == 0)
+        return kz_cmd_serve(argc - 1, argv + 1);
     if (strcmp(cmd, "run") == 0)
         return kz_cmd_run(argc - 1, argv + 1);
     if (strcmp(cmd, "info") == 0)

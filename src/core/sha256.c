@@ -76,6 +76,8 @@ void kz_sha256_init(struct kz_sha256 *c)
 void kz_sha256_update(struct kz_sha256 *c, const void *data, size_t len)
 {
     const uint8_t *p = data;
+    if (len == 0)
+        return; /* data may be NULL, and memcpy(dst, NULL, 0) is undefined */
     c->n_bytes += len;
     if (c->block_len) {
         size_t take = 64 - c->block_len < len ? 64 - c->block_len : len;

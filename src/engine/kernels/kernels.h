@@ -154,6 +154,47 @@ void kz_ref_gemm_rows(uint32_t wtype, const void *w, int64_t cols, const void *a
                       float *out, int64_t out_stride, int64_t r0, int64_t r1);
 
 /* ------------------------------------------------------------------------ */
+/* Integer dot products over 8-bit activations (ref/dot_q8.c)                */
+/* ------------------------------------------------------------------------ */
+
+/* The activation format the SIMD families pair with weight type wtype:
+ * KZ_DT_Q8_0 for Q4_0, Q4_1, Q5_0, Q5_1, Q8_0; KZ_DT_Q8_K for Q2_K..Q6_K;
+ * KZ_DT_F32 for everything else. Layouts in q8.h. */
+uint32_t kz_q8_act_type(uint32_t wtype);
+
+/* x (n,) -> n/256 Q8_K blocks: d = amax/127, qs = round(x * (127/amax))
+ * (nearest, ties to even; all zero when amax is 0), bsums from the codes.
+ * Q8_0 activations use kz_ref_q8_0_from_float. Codes are in -127..127. */
+void kz_ref_quantize_q8_k(const float *restrict x, void *restrict dst, int64_t n);
+
+/* sum_e w[e] * a[e] over n elements: w (n/blck weight blocks), a (n/blck
+ * activation blocks of kz_q8_act_type(wtype)). Per weight block the
+ * integer products are summed exactly in int32 and the scales applied once
+ * (accumulation order at each definition). */
+typedef float (*kz_dot_q8_fn)(int64_t n, const void *restrict w, const void *restrict a);
+float kz_ref_vec_dot_q4_0_q8_0(int64_t n, const void *restrict w, const void *restrict a);
+float kz_ref_vec_dot_q4_1_q8_0(int64_t n, const void *restrict w, const void *restrict a);
+float kz_ref_vec_dot_q5_0_q8_0(int64_t n, const void *restrict w, const void *restrict a);
+float kz_ref_vec_dot_q5_1_q8_0(int64_t n, const void *restrict w, const void *restrict a);
+float kz_ref_vec_dot_q8_0_q8_0(int64_t n, const void *restrict w, const void *restrict a);
+float kz_ref_vec_dot_q2_k_q8_k(int64_t n, const void *restrict w, const void *restrict a);
+float kz_ref_vec_dot_q3_k_q8_k(int64_t n, const void *restrict w, const void *restrict a);
+float kz_ref_vec_dot_q4_k_q8_k(int64_t n, const void *restrict w, const void *restrict a);
+float kz_ref_vec_dot_q5_k_q8_k(int64_t n, const void *restrict w, const void *restrict a);
+float kz_ref_vec_dot_q6_k_q8_k(int64_t n, const void *restrict w, const void *restrict a);
+
+/* The function above for wtype, or NULL when kz_q8_act_type(wtype) is F32. */
+kz_dot_q8_fn kz_ref_dot_q8(uint32_t wtype);
+
+/* act_quantize / gemm_rows with the act_type kz_q8_act_type: the scalar
+ * yardstick for the SIMD families' batched products (same contracts as
+ * kz_ref_act_quantize / kz_ref_gemm_rows; F32 activations go to those). */
+void kz_ref_q8_act_quantize(uint32_t wtype, const float *restrict x, void *restrict dst,
+                            int64_t cols);
+void kz_ref_q8_gemm_rows(uint32_t wtype, const void *w, int64_t cols, const void *act, int n_tok,
+                         float *out, int64_t out_stride, int64_t r0, int64_t r1);
+
+/* ------------------------------------------------------------------------ */
 /* Dispatch table                                                            */
 /* ------------------------------------------------------------------------ */
 
@@ -183,9 +224,17 @@ extern const struct kz_kernels kz_kernels_ref;
 /* The table the engine should use, chosen on the first call and then fixed
  * for the life of the process (static storage; thread-safe after the first
  * call returns; call it once at startup before spawning workers).
- * The environment variable KZ_KERNELS=<name> forces a variant; today only
- * "ref" exists, so any value (or none) yields the reference table, with a
- * warning on stderr for a name that is not known. */
+ * Without KZ_KERNELS it is the best variant this CPU runs (avx512 > avx2 >
+ * ref on x86-64). KZ_KERNELS=<name> forces a variant; a name that is
+ * unknown or that this CPU cannot run is refused with a warning on stderr
+ * and the automatic choice is used instead (dispatch.c). */
 const struct kz_kernels *kz_kernels_get(void);
+
+/* Every variant built into this binary that this CPU can run, best first,
+ * "ref" always last. Writes at most max pointers; returns how many. */
+int kz_kernels_list(const struct kz_kernels **out, int max);
+
+/* The variant called name if this CPU can run it, else NULL. */
+const struct kz_kernels *kz_kernels_find(const char *name);
 
 #endif

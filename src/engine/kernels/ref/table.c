@@ -1,15 +1,8 @@
 /* SPDX-License-Identifier: MIT
- * The reference dispatch tables: per-type ops by ggml type id, the
- * kz_kernels_ref table, and kz_kernels_get(), which picks the table the
- * engine uses. Only the reference family exists today; when an ISA variant
- * is added, the choice below grows a cpuid/hwcap check and a list of
- * candidate tables (and may move to kernels/dispatch.c).
+ * The reference dispatch tables: per-type ops by ggml type id and the
+ * kz_kernels_ref table. Choosing among the variants is kernels/dispatch.c.
  */
 #include "engine/kernels/kernels.h"
-
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "engine/gguf/dtype.h"
 
@@ -51,16 +44,3 @@ const struct kz_kernels kz_kernels_ref = {
     .act_quantize = kz_ref_act_quantize,
     .gemm_rows = kz_ref_gemm_rows,
 };
-
-static const struct kz_kernels *chosen;
-
-const struct kz_kernels *kz_kernels_get(void)
-{
-    if (chosen)
-        return chosen;
-    const char *want = getenv("KZ_KERNELS");
-    if (want && *want && strcmp(want, "ref") != 0)
-        fprintf(stderr, "kyozon: KZ_KERNELS=%s is not available here; using \"ref\"\n", want);
-    chosen = &kz_kernels_ref;
-    return chosen;
-}

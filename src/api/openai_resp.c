@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: MIT
+ * OpenAI response encoding: complete responses, SSE stream chunks, usage,
+ * error objects, embeddings and model lists, field for field as the OpenAI
+ * API sends them (see WIRE.md). Model text may hold invalid UTF-8 (a token
+ * can end inside a character); JSON cannot, so such bytes become U+FFFD.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "api/openai.h"
+#include "core/alloc.h"
+#include "core/utf8.h"
+
+/* A JSON string of arbitrary bytes, invalid UTF-8 replaced by U+FFFD. */
+static json_t *text_value(const char *s, size_t len)
+{
+    json_t *v = json_stringn(s, len); /* fast path: already valid */
+    if (v || !s)
+        return v;
+    size_t n = 0;
+    char *buf = kz_utf8_sanitize(s, len, &n);
+    if (!buf)
+        return NULL;
+    v = json_stringn_nocheck(buf, n);
+    kz_free(buf);
+    return v;
+}
+
+static char *dump(json_t *v)
+{
+    if (!v)
+        return NULL;
+    char *s = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+    json_decref(v);
+    if (!s)
+        return NULL;
+    char *out = kz_strdup(s); /* callers free with kz_free */
+    free(s);                  /* jansson's own allocation */
+    return out;
+}
+
+/* "data: <json>\n\n" */
+static char *event(json_t *v)
+{
+    char *j = dump(v);
+    if (!j)
+        return NULL;
+    size_t n = strlen(j);
+    char *ev = kz_malloc(n + 9);
+    if (ev) {
+        memcpy(ev, "data: ", 6);
+        memcpy(ev + 6, j, n);
+        memcpy(ev + 6 + n, "\n\n", 3);
+    }
+    kz_free(j);
+    return ev;
+}
+
+static json_t *error_obj(const struct kz_api_error *e)
+{
+    return json_pack("{s:{s:s, s:s, s:o, s:o}}", "error", "message", e->message, "type", e->type ? e->type : "error",
+                     "param", e->param[0] ? json_string(e->param) : json_null(), "code",
+                     e->code ? json_string(e->code) : json_null());
+}
+
+char *kz_api_error_json(const struct kz_api_error *e) { return dump(error_obj(e)); }
+char *kz_api_error_event(const struct kz_api_error *e) { return event(error_obj(e)); }
+
+void kz_api_new_id(const char *prefix, char *buf, size_t size)
+{
+    unsigned char r[12];
+    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
+        memset(r, 0, sizeof r);
+    int n = snprintf(buf, size, "%s-", prefix);
+    for (size_t i = 0; i < sizeof r && n > 0 && (size_t)n + 2 < size; i++)
+        n += snprintf(buf + n, size - (size_t)n, "%02x", r[i]);
+}
+
+static json_t *usage_obj(const struct kz_api_usage *u)
+{
+    return json_pack("{s:I, s:I, s:I}", "prompt_tokens", (json_int_t)u->prompt_tokens, "completion_tokens",
+                     (json_int_t)u->completion_tokens, "total_tokens",
+                     (json_int_t)(u->prompt_tokens + u->completion_tokens));
+}
+
+char *kz_api_chat_response(const char *id, long created, const char *model, const char *text, size_t text_len,
+                           const char *finish, const struct kz_api_usage *u)
+{
+    json_t *msg = json_pack("{s:s, s:o, s:n}", "role", "assistant", "content", text_value(text, text_len), "refusal");
+    json_t *choice = json_pack("{s:i, s:o, s:n, s:s}", "index", 0, "message", msg, "logprobs", "finish_reason", finish);
+    return dump(json_pack("{s:s, s:s, s:I, s:s, s:[o], s:o}", "id", id, "object", "chat.completion", "created",
+                          (json_int_t)created, "model", model, "choices", choice, "usage", usage_obj(u)));
+}
+
+char *kz_api_completion_response(const char *id, long created, const char *model, size_t n_choices,
+                                 const char *const *texts, const size_t *text_lens, const char *const *finish,
+                                 const struct kz_api_usage *u)
+{
+    json_t *choices = json_array();
+    for (size_t i = 0; choices && i < n_choices; i++)
+        json_array_append_new(choices, json_pack("{s:o, s:I, s:n, s:s}", "text", text_value(texts[i], text_lens[i]),
+                                                 "index", (json_int_t)i, "logprobs", "finish_reason", finish[i]));
+    return dump(json_pack("{s:s, s:s, s:I, s:s, s:o, s:o}", "id", id, "object", "text_completion", "created",
+                          (json_int_t)created, "model", model, "choices", choices, "usage", usage_obj(u)));
+}
+
+char *kz_api_chat_chunk(const char *id, long created, const char *model, const char *role, const char *text,
+                        size_t text_len, const char *finish, int usage_null)
+{
+    json_t *delta = json_object();
+    if (role)
+        json_object_set_new(delta, "role", json_string(role));
+    if (text)
+        json_object_set_new(delta, "content", text_value(text, text_len));
+    json_t *choice = json_pack("{s:i, s:o, s:n, s:o}", "index", 0, "delta", delta, "logprobs", "finish_reason",
+                               finish ? json_string(finish) : json_null());
+    json_t *o = json_pack("{s:s, s:s, s:I, s:s, s:[o]}", "id", id, "object", "chat.completion.chunk", "created",
+                          (json_int_t)created, "model", model, "choices", choice);
+    if (o && usage_null)
+        json_object_set_new(o, "usage", json_null());
+    return event(o);
+}
+
+char *kz_api_completion_chunk(const char *id, long created, const char *model, size_t index, const char *text,
+                              size_t text_len, const char *finish, int usage_null)
+{
+    json_t *choice = json_pack("{s:o, s:I, s:n, s:o}", "text", text_value(text ? text : "", text ? text_len : 0),
+                               "index", (json_int_t)index, "logprobs", "finish_reason",
+                               finish ? json_string(finish) : json_null());
+    json_t *o = json_pack("{s:s, s:s, s:I, s:s, s:[o]}", "id", id, "object", "text_completion", "created",
+                          (json_int_t)created, "model", model, "choices", choice);
+    if (o && usage_null)
+        json_object_set_new(o, "usage", json_null());
+    return event(o);
+}
+
+char *kz_api_usage_chunk(const char *id, long created, const char *model, int chat, const struct kz_api_usage *u)
+{
+    return event(json_pack("{s:s, s:s, s:I, s:s, s:[], s:o}", "id", id, "object",
+                           chat ? "chat.completion.chunk" : "text_completion", "created", (json_int_t)created, "model",
+                           model, "choices", "usage", usage_obj(u)));
+}
+
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* Standard base64 (with padding) of n bytes; kz_free the result. */
+static char *base64(const unsigned char *p, size_t n)
+{
+    char *o = kz_malloc((n + 2) / 3 * 4 + 1);
+    if (!o)
+        return NULL;
+    size_t j = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
+        o[j++] = b64[v >> 18 & 63];
+        o[j++] = b64[v >> 12 & 63];
+        o[j++] = i + 1 < n ? b64[v >> 6 & 63] : '=';
+        o[j++] = i + 2 < n ? b64[v & 63] : '=';
+    }
+    o[j] = '\0';
+    return o;
+}
+
+char *kz_api_embeddings_response(const char *model, size_t n, size_t dim, const float *vectors, int b64enc,
+                                 long prompt_tokens)
+{
+    json_t *data = json_array();
+    for (size_t i = 0; data && i < n; i++) {
+        const float *v = vectors + i * dim;
+        json_t *emb;
+        if (b64enc) {
+            /* little-endian float32 bytes, as the OpenAI clients decode them */
+            char *s = base64((const unsigned char *)v, dim * sizeof(float));
+            emb = s ? json_string(s) : NULL;
+            kz_free(s);
+        } else {
+            emb = json_array();
+            for (size_t k = 0; emb && k < dim; k++)
+                json_array_append_new(emb, json_real((double)v[k]));
+        }
+        json_array_append_new(data, json_pack("{s:s, s:I, s:o}", "object", "embedding", "index", (json_int_t)i,
+                                              "embedding", emb));
+    }
+    return dump(json_pack("{s:s, s:o, s:s, s:{s:I, s:I}}", "object", "list", "data", data, "model", model, "usage",
+                          "prompt_tokens", (json_int_t)prompt_tokens, "total_tokens", (json_int_t)prompt_tokens));
+}
+
+static json_t *model_obj(const char *id, long created)
+{
+    return json_pack("{s:s, s:s, s:I, s:s}", "id", id, "object", "model", "created", (json_int_t)created, "owned_by",
+                     "kyozon");
+}
+
+char *kz_api_models_response(size_t n, const char *const *ids, long created)
+{
+    json_t *data = json_array();
+    for (size_t i = 0; data && i < n; i++)
+        json_array_append_new(data, model_obj(ids[i], created));
+    return dump(json_pack("{s:s, s:o}", "object", "list", "data", data));
+}
+
+char *kz_api_model_response(const char *id, long created) { return dump(model_obj(id, created)); }

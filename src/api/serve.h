@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT
+ * `kyozon serve`: the OpenAI-compatible HTTP API over the local engine.
+ *
+ * Routes: GET /health, GET /metrics, GET /v1/models, GET /v1/models/{id},
+ * POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings.
+ *
+ * Threads: the HTTP loop (the caller of kz_serve_run) owns every request;
+ * the model loads on a libuv worker thread while the server already
+ * answers /health with "loading"; generation runs on the engine scheduler
+ * thread and comes back to the loop through kz_http_server_post.
+ */
+#ifndef KZ_SERVE_H
+#define KZ_SERVE_H
+
+#include <stddef.h>
+
+#include "core/status.h"
+
+struct kz_serve_opts {
+    const char *model_path;  /* GGUF file (already resolved) */
+    const char *model_name;  /* id clients use; NULL: the file name without .gguf */
+    const char *host;        /* default 127.0.0.1 */
+    int port;                /* default 8080; 0 picks a free one */
+    int n_parallel;          /* sequences at once (default 4) */
+    int n_ctx;               /* positions per sequence (0: model's, capped at 4096) */
+    int n_threads;           /* 0: physical cores */
+    int max_queue;           /* waiting requests before 503 (default 64) */
+    size_t max_body;         /* request body limit (default 4 MiB) */
+    unsigned drain_ms;       /* graceful shutdown bound (default 10000) */
+};
+
+/* Runs the server until SIGTERM/SIGINT (then drains and returns KZ_OK) or a
+ * fatal error (bind failure, model load failure: err says which). Prints
+ * "kyozon: listening on http://HOST:PORT" to stderr once bound. */
+kz_status kz_serve_run(const struct kz_serve_opts *o, struct kz_err *err);
+
+#endif

@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: MIT
+ * kyozon serve: the OpenAI-compatible HTTP server over a local model.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/serve.h"
+#include "cli/args.h"
+#include "store/modelcache.h"
+
+static const char help[] =
+    "Usage: kyozon serve -m MODEL [options]\n"
+    "\n"
+    "Serves the OpenAI API (/v1/chat/completions, /v1/completions, /v1/embeddings,\n"
+    "/v1/models) plus /health and /metrics over a local GGUF model.\n"
+    "SIGTERM or SIGINT stops accepting, lets requests in flight finish, and exits 0.\n"
+    "\n"
+    "Options:\n"
+    "  -m, --model MODEL      a GGUF file, or the name of a model pulled with 'kyozon pull'\n"
+    "                         (default: $KYOZON_MODEL)\n"
+    "      --host H           address to bind (default 127.0.0.1)\n"
+    "      --port P           port (default 8080; 0 picks a free one)\n"
+    "      --parallel N       sequences generated at once (default 4)\n"
+    "  -c, --ctx N            context positions per sequence (default: the model's, at most 4096)\n"
+    "  -t, --threads N        kernel threads (default: physical cores)\n"
+    "      --model-name NAME  the model id clients send (default: the file name without .gguf)\n"
+    "      --max-queue N      requests waiting for a slot before 503 (default 64)\n"
+    "      --max-body BYTES   request body limit (default 4194304)\n"
+    "      --drain-ms MS      how long shutdown waits for requests in flight (default 10000)\n"
+    "  -h, --help             show this help\n";
+
+int kz_cmd_serve(int argc, char **argv)
+{
+    struct kz_serve_opts o = {0};
+    const char *model = getenv("KYOZON_MODEL");
+    long port = 8080, par = 4, ctx = 0, thr = 0, mq = 64, body = 4 << 20, drain = 10000;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int bad = 0;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(help, stdout);
+            return 0;
+        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+            bad = kz_arg_need("serve", a, v);
+            model = v;
+            i++;
+        } else if (!strcmp(a, "--host")) {
+            bad = kz_arg_need("serve", a, v);
+            o.host = v;
+            i++;
+        } else if (!strcmp(a, "--port")) {
+            bad = kz_arg_int("serve", a, v, 0, 65535, &port);
+            i++;
+        } else if (!strcmp(a, "--parallel")) {
+            bad = kz_arg_int("serve", a, v, 1, 256, &par);
+            i++;
+        } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) {
+            bad = kz_arg_int("serve", a, v, 16, 1 << 20, &ctx);
+            i++;
+        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+            bad = kz_arg_int("serve", a, v, 1, 1024, &thr);
+            i++;
+        } else if (!strcmp(a, "--model-name")) {
+            bad = kz_arg_need("serve", a, v);
+            o.model_name = v;
+            i++;
+        } else if (!strcmp(a, "--max-queue")) {
+            bad = kz_arg_int("serve", a, v, 1, 1 << 20, &mq);
+            i++;
+        } else if (!strcmp(a, "--max-body")) {
+            bad = kz_arg_int("serve", a, v, 1024, 1L << 30, &body);
+            i++;
+        } else if (!strcmp(a, "--drain-ms")) {
+            bad = kz_arg_int("serve", a, v, 0, 3600000, &drain);
+            i++;
+        } else {
+            fprintf(stderr, "kyozon serve: unknown option '%s' (see kyozon serve --help)\n", a);
+            return 2;
+        }
+        if (bad)
+            return 2;
+    }
+    if (!model || !*model) {
+        fprintf(stderr, "kyozon serve: -m MODEL is required (or set KYOZON_MODEL; see kyozon serve --help)\n");
+        return 2;
+    }
+    char path[4096];
+    struct kz_err err = {{0}};
+    if (kz_model_resolve(model, path, sizeof path, &err) != KZ_OK) {
+        fprintf(stderr, "kyozon serve: %s\n", err.msg);
+        return 1;
+    }
+    o.model_path = path;
+    o.port = (int)port;
+    o.n_parallel = (int)par;
+    o.n_ctx = (int)ctx;
+    o.n_threads = (int)thr;
+    o.max_queue = (int)mq;
+    o.max_body = (size_t)body;
+    o.drain_ms = (unsigned)drain;
+    if (kz_serve_run(&o, &err) != KZ_OK) {
+        fprintf(stderr, "kyozon serve: %s\n", err.msg);
+        return 1;
+    }
+    return 0;
+}

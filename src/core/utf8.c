@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+#include "core/utf8.h"
+
+#include <string.h>
+
+#include "core/alloc.h"
+
+size_t kz_utf8_seq_len(const char *s, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    unsigned c = u[0];
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (n == 0 || n > len)
+        return 0;
+    if (n == 1)
+        return 1;
+    unsigned cp = c & (0x7Fu >> n);
+    for (size_t k = 1; k < n; k++) {
+        if ((u[k] & 0xC0) != 0x80)
+            return 0;
+        cp = cp << 6 | (u[k] & 0x3F);
+    }
+    /* overlong forms, surrogates and values past U+10FFFF are not characters */
+    if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+        (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+        return 0;
+    return n;
+}
+
+char *kz_utf8_sanitize(const char *s, size_t len, size_t *out_len)
+{
+    char *buf = kz_malloc(len * 3 + 1);
+    if (!buf)
+        return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        size_t n = kz_utf8_seq_len(s + i, len - i);
+        if (n) {
+            memcpy(buf + o, s + i, n);
+            o += n;
+            i += n;
+        } else {
+            memcpy(buf + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i++;
+        }
+    }
+    buf[o] = '\0';
+    *out_len = o;
+    return buf;
+}

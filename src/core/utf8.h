@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: MIT
+ * UTF-8 validation helpers for text that must become JSON: model output can
+ * end inside a character or hold bytes that are no character at all.
+ */
+#ifndef KZ_UTF8_H
+#define KZ_UTF8_H
+
+#include <stddef.h>
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when the bytes at s
+ * are not one (bad lead or continuation byte, overlong form, surrogate,
+ * beyond U+10FFFF, or cut short by len). len >= 1. */
+size_t kz_utf8_seq_len(const char *s, size_t len);
+
+/* A copy of s with every byte that is not part of a valid sequence replaced
+ * by U+FFFD. New NUL-terminated buffer (kz_free), length in *out_len; NULL
+ * on OOM. */
+char *kz_utf8_sanitize(const char *s, size_t len, size_t *out_len);
+
+#endif

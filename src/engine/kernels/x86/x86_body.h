@@ -1,0 +1,870 @@
+/* SPDX-License-Identifier: MIT
+ * The x86 kernel bodies shared by x86/avx2.c and x86/avx512.c. Not a
+ * header in the usual sense: each of those files defines the macros below
+ * and includes this once, so the same loops are compiled twice, each time
+ * with that file's ISA flags (the two files hold nothing else but their
+ * differences). Every function here is static; the only symbol exported is
+ * the table KZ_X86_TABLE.
+ *
+ * The includer defines:
+ *   KZ_X86_TABLE        name of the struct kz_kernels to define
+ *   KZ_X86_NAME         its .name ("avx2", "avx512"), the KZ_KERNELS value
+ *   KZ_X86_DOT_U8S8(u, s)
+ *                       __m256i of 8 int32: lane k = sum over bytes 4k..4k+3
+ *                       of (uint8)u * (int8)s, exact for |s| <= 127 and
+ *                       u <= 128 (pmaddubsw + pmaddwd on AVX2, vpdpbusd on
+ *                       AVX-512 VNNI)
+ *
+ * Shape of the batched product (kernels.h): gemm_rows walks the weight rows
+ * in chunks of about 64 KiB and, inside a chunk, tiles the activation rows
+ * by KZ_NT; a tile function computes one weight row against nt <= KZ_NT
+ * activation rows, unpacking each weight block once for all of them. With
+ * one token this is a plain row loop; with many, each weight block is read
+ * from memory once and decoded once per KZ_NT tokens.
+ *
+ * Integer parts equal the reference (ref/dot_q8.c) exactly: the same codes
+ * are multiplied and summed in int32, with no saturation possible under the
+ * bounds noted at each kernel (activation codes are in -127..127). Float
+ * parts (scales times integer sums) are accumulated in 8 lanes, so the order
+ * differs from the reference and results agree to rounding.
+ */
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#include "core/assert.h"
+#include "engine/gguf/dtype.h"
+#include "engine/kernels/kernels.h"
+#include "engine/kernels/q8.h"
+#include "engine/kernels/quant.h"
+#include "engine/kernels/simd.h"
+
+#define KZ_INLINE static inline __attribute__((always_inline))
+
+enum { KZ_NT = 4 }; /* activation rows per tile */
+
+/* a tile: one weight row w (n elements) against nt activation rows starting
+ * at act, astride bytes apart; result t goes to out[t * ostride]. prep is
+ * the tile's prep_q8_0 data for the 32-element types, unused otherwise. */
+typedef void (*tile_fn)(int64_t n, const void *w, const unsigned char *act, size_t astride,
+                        const float *prep, float *out, int64_t ostride, int nt);
+
+// ---------------------------------------------------------------- helpers
+
+KZ_INLINE float hsum_ps(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+KZ_INLINE float hmax_ps(__m256 v)
+{
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+KZ_INLINE double hsum_pd(__m256d v)
+{
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    s = _mm_add_sd(s, _mm_unpackhi_pd(s, s));
+    return _mm_cvtsd_f64(s);
+}
+
+/* binary16 -> f32 with F16C (exact, like kz_fp16_to_fp32) */
+KZ_INLINE float h2f(uint16_t h)
+{
+    return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h)));
+}
+
+KZ_INLINE __m256i load256(const void *p)
+{
+    return _mm256_loadu_si256((const __m256i *)p);
+}
+
+KZ_INLINE __m128i load128(const void *p)
+{
+    return _mm_loadu_si128((const __m128i *)p);
+}
+
+/* 16 bytes of packed nibbles -> 32 bytes 0..15: low nibbles first, then high */
+KZ_INLINE __m256i nibbles32(const uint8_t *qs)
+{
+    __m128i x = load128(qs);
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(x, 4), x), _mm256_set1_epi8(15));
+}
+
+/* 32 bits (little-endian) -> 32 bytes: byte e is 0xff if bit e is set, else 0 */
+KZ_INLINE __m256i bits32(const uint8_t *p)
+{
+    uint32_t u;
+    memcpy(&u, p, 4);
+    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, /* lane 0 */
+                                            2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)u), spread);
+    return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
+}
+
+/* int32 lanes -> f32, then acc += s * that */
+KZ_INLINE __m256 fma_i32(float s, __m256i v, __m256 acc)
+{
+    return _mm256_fmadd_ps(_mm256_set1_ps(s), _mm256_cvtepi32_ps(v), acc);
+}
+
+/* pmaddubsw then pmaddwd by int16 factors f: lane k = f[2k]*(u*s pair 2k) + f[2k+1]*(pair 2k+1).
+ * pmaddubsw cannot saturate when u <= 63 and |s| <= 127 (2*63*127 < 32767). */
+KZ_INLINE __m256i dot_u8s8_scaled(__m256i u, __m256i s, __m256i f)
+{
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), f);
+}
+
+// ---------------------------------------------------------------- 32-element types (Q8_0 activations)
+
+enum leg_kind { L_Q4_0, L_Q4_1, L_Q5_0, L_Q5_1, L_Q8_0 };
+
+/* Codes of weight block i, in element order, and the block as
+ * w[e] = d * q[e] + m: Q8_0 codes are signed (m = 0); the others are
+ * unsigned 0..31, with Q4_0/Q5_0's bias folded into m = -8d / -16d. */
+KZ_INLINE __m256i leg_unpack(const enum leg_kind kind, const void *w, int64_t i, float *d, float *m)
+{
+    switch (kind) {
+    case L_Q4_0: {
+        const struct kz_block_q4_0 *b = (const struct kz_block_q4_0 *)w + i;
+        *d = h2f(b->d);
+        *m = -8.0f * *d;
+        return nibbles32(b->qs);
+    }
+    case L_Q4_1: {
+        const struct kz_block_q4_1 *b = (const struct kz_block_q4_1 *)w + i;
+        *d = h2f(b->d);
+        *m = h2f(b->m);
+        return nibbles32(b->qs);
+    }
+    case L_Q5_0: {
+        const struct kz_block_q5_0 *b = (const struct kz_block_q5_0 *)w + i;
+        *d = h2f(b->d);
+        *m = -16.0f * *d;
+        return _mm256_or_si256(nibbles32(b->qs), _mm256_and_si256(bits32(b->qh), _mm256_set1_epi8(16)));
+    }
+    case L_Q5_1: {
+        const struct kz_block_q5_1 *b = (const struct kz_block_q5_1 *)w + i;
+        *d = h2f(b->d);
+        *m = h2f(b->m);
+        return _mm256_or_si256(nibbles32(b->qs), _mm256_and_si256(bits32(b->qh), _mm256_set1_epi8(16)));
+    }
+    case L_Q8_0:
+    default: {
+        const struct kz_block_q8_0 *b = (const struct kz_block_q8_0 *)w + i;
+        *d = h2f(b->d);
+        *m = 0.0f;
+        return load256(b->qs);
+    }
+    }
+}
+
+/* Per activation row of a tile, converted once per tile instead of once per
+ * weight row: prep[t * 2 * nb + i] = d of block i (f32), and
+ * prep[t * 2 * nb + nb + i] = d * (the sum of its 32 codes). */
+enum { KZ_PREP_BLOCKS = 1024 }; /* rows of up to 32768 elements; wider go to the reference */
+
+static void prep_q8_0(const unsigned char *act, size_t astride, int nt, int64_t nb, float *prep)
+{
+    const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+    for (int t = 0; t < nt; t++, prep += 2 * nb) {
+        const struct kz_block_q8_0 *a = (const struct kz_block_q8_0 *)(act + t * astride);
+        for (int64_t i = 0; i < nb; i++) {
+            prep[i] = h2f(a[i].d);
+            __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, load256(a[i].qs)), ones16);
+            __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+            h = _mm_add_epi32(h, _mm_unpackhi_epi64(h, h));
+            h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 1));
+            prep[nb + i] = prep[i] * (float)_mm_cvtsi128_si32(h);
+        }
+    }
+}
+
+/* Block i of the weight row against block i of nt activation rows.
+ * Q8_0: q * a = |q| * (a with q's sign), |q| <= 128 as u8.
+ * Others: q (0..31) * a directly, and the m * d_a * sum(a) part goes to
+ * the scalar corr[t] (one FMA per block, no vector work for the bias). */
+KZ_INLINE void leg_step(const enum leg_kind kind, const void *w, int64_t i, const unsigned char *act,
+                        size_t astride, const float *prep, int64_t nb, __m256 *acc, float *corr, const int nt)
+{
+    float d, m;
+    __m256i q = leg_unpack(kind, w, i, &d, &m);
+    __m256 dw = _mm256_set1_ps(d);
+    if (kind != L_Q8_0) {
+        for (int t = 0; t < nt; t++) {
+            const struct kz_block_q8_0 *a = (const struct kz_block_q8_0 *)(act + t * astride) + i;
+            const float *pt = prep + t * 2 * nb;
+            __m256 s = _mm256_mul_ps(dw, _mm256_broadcast_ss(pt + i));
+            acc[t] = _mm256_fmadd_ps(s, _mm256_cvtepi32_ps(KZ_X86_DOT_U8S8(q, load256(a->qs))), acc[t]);
+            corr[t] = fmaf(m, pt[nb + i], corr[t]);
+        }
+    } else {
+        __m256i uq = _mm256_sign_epi8(q, q);
+        for (int t = 0; t < nt; t++) {
+            const struct kz_block_q8_0 *a = (const struct kz_block_q8_0 *)(act + t * astride) + i;
+            __m256i sa = _mm256_sign_epi8(load256(a->qs), q);
+            __m256 s = _mm256_mul_ps(dw, _mm256_broadcast_ss(prep + t * 2 * nb + i));
+            acc[t] = _mm256_fmadd_ps(s, _mm256_cvtepi32_ps(KZ_X86_DOT_U8S8(uq, sa)), acc[t]);
+        }
+    }
+}
+
+/* Two independent accumulator sets (even and odd blocks) so one token still
+ * keeps two FMA chains in flight. */
+KZ_INLINE void leg_tile(const enum leg_kind kind, int64_t n, const void *w, const unsigned char *act,
+                        size_t astride, const float *prep, float *out, int64_t ostride, const int nt)
+{
+    int64_t nb = n / 32;
+    __m256 acc0[KZ_NT], acc1[KZ_NT];
+    float corr0[KZ_NT], corr1[KZ_NT];
+    for (int t = 0; t < nt; t++) {
+        acc0[t] = acc1[t] = _mm256_setzero_ps();
+        corr0[t] = corr1[t] = 0.0f;
+    }
+    int64_t i = 0;
+    for (; i + 1 < nb; i += 2) {
+        leg_step(kind, w, i, act, astride, prep, nb, acc0, corr0, nt);
+        leg_step(kind, w, i + 1, act, astride, prep, nb, acc1, corr1, nt);
+    }
+    if (i < nb)
+        leg_step(kind, w, i, act, astride, prep, nb, acc0, corr0, nt);
+    for (int t = 0; t < nt; t++)
+        out[t * ostride] = hsum_ps(_mm256_add_ps(acc0[t], acc1[t])) + (corr0[t] + corr1[t]);
+}
+
+// ---------------------------------------------------------------- K-quants (Q8_K activations)
+
+/* Pair-scale vectors for a super-block of 16 sub-blocks of 16: the 8 code
+ * vectors cover sub-blocks (2v, 2v+1), so f[v] holds sc[2v] (int16) in its
+ * low 128-bit half and sc[2v+1] in its high half. all16 gets sc[0..15]. */
+KZ_INLINE void pair_scales(__m128i sc8 /* 16 int8 */, __m256i f[8], __m256i *all16)
+{
+    __m128i lo = _mm_cvtepi8_epi16(sc8), hi = _mm_cvtepi8_epi16(_mm_unpackhi_epi64(sc8, sc8));
+    *all16 = _mm256_set_m128i(hi, lo);
+    __m256i ga = _mm256_broadcastsi128_si256(lo), gb = _mm256_broadcastsi128_si256(hi);
+    /* within a 128-bit lane of 8 int16: pick element 2j (lane 0) or 2j+1 (lane 1) */
+    const __m256i base = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,
+                                          2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
+    for (int v = 0; v < 8; v++) {
+        __m256i sel = _mm256_add_epi8(base, _mm256_set1_epi8((char)(4 * (v % 4))));
+        f[v] = _mm256_shuffle_epi8(v < 4 ? ga : gb, sel);
+    }
+}
+
+/* Q4_K: codes 0..15; scale and min per 32 (6-bit, 12-byte packing, quant.h).
+ * sumi = sum_s sc[s] * (q . a over s); summ = sum_s m[s] * bsum32[s]. */
+KZ_INLINE void q4k_tile(int64_t n, const void *w, const unsigned char *act, size_t astride, float *out,
+                        int64_t ostride, const int nt, const int five)
+{
+    __m256 acc[KZ_NT];
+    for (int t = 0; t < nt; t++)
+        acc[t] = _mm256_setzero_ps();
+    const __m256i low4 = _mm256_set1_epi8(15);
+    for (int64_t i = 0; i < n / KZ_QK_K; i++) {
+        const uint8_t *scales, *qs, *qhp = NULL;
+        float d, dmin;
+        if (five) {
+            const struct kz_block_q5_k *b = (const struct kz_block_q5_k *)w + i;
+            d = h2f(b->d), dmin = h2f(b->dmin), scales = b->scales, qs = b->qs, qhp = b->qh;
+        } else {
+            const struct kz_block_q4_k *b = (const struct kz_block_q4_k *)w + i;
+            d = h2f(b->d), dmin = h2f(b->dmin), scales = b->scales, qs = b->qs;
+        }
+        /* the 12-byte packing as three u32: sc/m 0..3 are the low 6 bits of
+         * words 0/1; sc/m 4..7 take their low 4 bits from word 2 and their
+         * top 2 bits from the top of words 0/1 */
+        uint32_t u[3];
+        memcpy(u, scales, 12);
+        uint32_t sc_lo = u[0] & 0x3f3f3f3fu, m_lo = u[1] & 0x3f3f3f3fu;
+        uint32_t sc_hi = (u[2] & 0x0f0f0f0fu) | ((u[0] >> 6) & 0x03030303u) << 4;
+        uint32_t m_hi = ((u[2] >> 4) & 0x0f0f0f0fu) | ((u[1] >> 6) & 0x03030303u) << 4;
+        __m128i sc8 = _mm_set_epi32(0, 0, (int)sc_hi, (int)sc_lo);
+        __m128i m8 = _mm_set_epi32(0, 0, (int)m_hi, (int)m_lo);
+        /* mins repeated per pair of 16-sums: m0 m0 m1 m1 ... as int16 */
+        __m256i mins = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));
+        __m256i scb = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sc8));
+        __m256i q[8], f[8];
+        __m256i qh = five ? load256(qhp) : _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+            __m256i x = load256(qs + 32 * c);
+            q[2 * c] = _mm256_and_si256(x, low4);
+            q[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(x, 4), low4);
+        }
+        for (int s = 0; s < 8; s++) {
+            if (five) { /* bit 4 = bit s of qh[l] */
+                __m256i bit = _mm256_set1_epi8((char)(1 << s));
+                __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(qh, bit), bit);
+                q[s] = _mm256_or_si256(q[s], _mm256_and_si256(set, _mm256_set1_epi8(16)));
+            }
+            f[s] = _mm256_shuffle_epi8(scb, _mm256_set1_epi16((short)(0x0100 + 0x0202 * s)));
+        }
+        for (int t = 0; t < nt; t++) {
+            const struct kz_block_q8_k *a = (const struct kz_block_q8_k *)(act + t * astride) + i;
+            __m256i sumi = _mm256_setzero_si256();
+            for (int s = 0; s < 8; s++)
+                sumi = _mm256_add_epi32(sumi, dot_u8s8_scaled(q[s], load256(a->qs + 32 * s), f[s]));
+            __m256i summ = _mm256_madd_epi16(load256(a->bsums), mins);
+            acc[t] = fma_i32(d * a->d, sumi, acc[t]);
+            acc[t] = fma_i32(-(dmin * a->d), summ, acc[t]);
+        }
+    }
+    for (int t = 0; t < nt; t++)
+        out[t * ostride] = hsum_ps(acc[t]);
+}
+
+/* Q6_K: codes 0..63 used unsigned, the -32 bias applied through the
+ * activation sums: sum (q-32)*a = sum q*a - 32 * bsum. Signed int8 scales
+ * per 16. */
+KZ_INLINE void q6k_tile(int64_t n, const void *w, const unsigned char *act, size_t astride, float *out,
+                        int64_t ostride, const int nt)
+{
+    __m256 acc[KZ_NT];
+    for (int t = 0; t < nt; t++)
+        acc[t] = _mm256_setzero_ps();
+    const __m256i low4 = _mm256_set1_epi8(15);
+    for (int64_t i = 0; i < n / KZ_QK_K; i++) {
+        const struct kz_block_q6_k *b = (const struct kz_block_q6_k *)w + i;
+        float d = h2f(b->d);
+        __m256i q[8], f[8], sc16;
+        pair_scales(load128(b->scales), f, &sc16);
+        for (int h = 0; h < 2; h++) {
+            __m256i l0 = load256(b->ql + 64 * h), l1 = load256(b->ql + 64 * h + 32);
+            __m256i qh = load256(b->qh + 32 * h);
+            /* high bits 2k..2k+1 of qh moved to bits 4..5 of each byte */
+            __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x03)), 4);
+            __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x0c)), 2);
+            __m256i h2 = _mm256_and_si256(qh, _mm256_set1_epi8(0x30));
+            __m256i h3 = _mm256_srli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8((char)0xc0)), 2);
+            q[4 * h + 0] = _mm256_or_si256(_mm256_and_si256(l0, low4), h0);
+            q[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(l1, low4), h1);
+            q[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4), h2);
+            q[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4), h3);
+        }
+        for (int t = 0; t < nt; t++) {
+            const struct kz_block_q8_k *a = (const struct kz_block_q8_k *)(act + t * astride) + i;
+            __m256i sumi = _mm256_setzero_si256();
+            for (int v = 0; v < 8; v++)
+                sumi = _mm256_add_epi32(sumi, dot_u8s8_scaled(q[v], load256(a->qs + 32 * v), f[v]));
+            __m256i bias = _mm256_slli_epi32(_mm256_madd_epi16(load256(a->bsums), sc16), 5);
+            acc[t] = fma_i32(d * a->d, _mm256_sub_epi32(sumi, bias), acc[t]);
+        }
+    }
+    for (int t = 0; t < nt; t++)
+        out[t * ostride] = hsum_ps(acc[t]);
+}
+
+/* Q3_K (codes 0..7 unsigned, bias -4 via bsums, signed 6-bit scales) and
+ * Q2_K (codes 0..3, 4-bit scale and min per 16). Same element order:
+ * vector 4h + j holds e = 128h + 32j + t, bits 2j..2j+1 of qs[32h + t]. */
+KZ_INLINE void q23k_tile(int64_t n, const void *w, const unsigned char *act, size_t astride, float *out,
+                         int64_t ostride, const int nt, const int three)
+{
+    __m256 acc[KZ_NT];
+    for (int t = 0; t < nt; t++)
+        acc[t] = _mm256_setzero_ps();
+    const __m256i low2 = _mm256_set1_epi8(3);
+    for (int64_t i = 0; i < n / KZ_QK_K; i++) {
+        __m256i q[8], f[8], sc16, mins = _mm256_setzero_si256();
+        float d, dmin = 0.0f;
+        const uint8_t *qs;
+        if (three) {
+            const struct kz_block_q3_k *b = (const struct kz_block_q3_k *)w + i;
+            d = h2f(b->d);
+            qs = b->qs;
+            int8_t sc[16];
+            for (int s = 0; s < 16; s++)
+                sc[s] = (int8_t)(kz_q3k_scale(b->scales, s) - 32);
+            pair_scales(load128(sc), f, &sc16);
+            __m256i hm = load256(b->hmask);
+            for (int v = 0; v < 8; v++) { /* bit 2 = bit (4h + j) = bit v of hmask[t] */
+                __m256i bit = _mm256_set1_epi8((char)(1 << v));
+                __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(hm, bit), bit);
+                q[v] = _mm256_and_si256(set, _mm256_set1_epi8(4));
+            }
+        } else {
+            const struct kz_block_q2_k *b = (const struct kz_block_q2_k *)w + i;
+            d = h2f(b->d);
+            dmin = h2f(b->dmin);
+            qs = b->qs;
+            __m128i raw = load128(b->scales);
+            pair_scales(_mm_and_si128(raw, _mm_set1_epi8(15)), f, &sc16);
+            mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(15)));
+            for (int v = 0; v < 8; v++)
+                q[v] = _mm256_setzero_si256();
+        }
+        for (int h = 0; h < 2; h++) {
+            __m256i x = load256(qs + 32 * h);
+            q[4 * h + 0] = _mm256_or_si256(q[4 * h + 0], _mm256_and_si256(x, low2));
+            q[4 * h + 1] = _mm256_or_si256(q[4 * h + 1], _mm256_and_si256(_mm256_srli_epi16(x, 2), low2));
+            q[4 * h + 2] = _mm256_or_si256(q[4 * h + 2], _mm256_and_si256(_mm256_srli_epi16(x, 4), low2));
+            q[4 * h + 3] = _mm256_or_si256(q[4 * h + 3], _mm256_and_si256(_mm256_srli_epi16(x, 6), low2));
+        }
+        for (int t = 0; t < nt; t++) {
+            const struct kz_block_q8_k *a = (const struct kz_block_q8_k *)(act + t * astride) + i;
+            __m256i sumi = _mm256_setzero_si256();
+            for (int v = 0; v < 8; v++)
+                sumi = _mm256_add_epi32(sumi, dot_u8s8_scaled(q[v], load256(a->qs + 32 * v), f[v]));
+            __m256i bs = load256(a->bsums);
+            if (three) {
+                __m256i bias = _mm256_slli_epi32(_mm256_madd_epi16(bs, sc16), 2);
+                acc[t] = fma_i32(d * a->d, _mm256_sub_epi32(sumi, bias), acc[t]);
+            } else {
+                acc[t] = fma_i32(d * a->d, sumi, acc[t]);
+                acc[t] = fma_i32(-(dmin * a->d), _mm256_madd_epi16(bs, mins), acc[t]);
+            }
+        }
+    }
+    for (int t = 0; t < nt; t++)
+        out[t * ostride] = hsum_ps(acc[t]);
+}
+
+// ---------------------------------------------------------------- F32 / F16 / BF16 (f32 activations)
+
+enum f_kind { F_F32, F_F16, F_BF16 };
+
+KZ_INLINE __m256 f_load8(const enum f_kind kind, const void *w, int64_t i)
+{
+    switch (kind) {
+    case F_F16:
+        return _mm256_cvtph_ps(load128((const uint16_t *)w + i));
+    case F_BF16:
+        return _mm256_castsi256_ps(
+            _mm256_slli_epi32(_mm256_cvtepu16_epi32(load128((const uint16_t *)w + i)), 16));
+    case F_F32:
+    default:
+        return _mm256_loadu_ps((const float *)w + i);
+    }
+}
+
+KZ_INLINE float f_load1(const enum f_kind kind, const void *w, int64_t i)
+{
+    switch (kind) {
+    case F_F16:
+        return kz_fp16_to_fp32(((const uint16_t *)w)[i]);
+    case F_BF16:
+        return kz_bf16_to_fp32(((const uint16_t *)w)[i]);
+    case F_F32:
+    default:
+        return ((const float *)w)[i];
+    }
+}
+
+/* any n >= 0; tails of fewer than 8 elements in scalar */
+KZ_INLINE void f_tile(const enum f_kind kind, int64_t n, const void *w, const unsigned char *act,
+                      size_t astride, float *out, int64_t ostride, const int nt)
+{
+    __m256 acc0[KZ_NT], acc1[KZ_NT];
+    const float *x[KZ_NT];
+    for (int t = 0; t < nt; t++) {
+        acc0[t] = acc1[t] = _mm256_setzero_ps();
+        x[t] = (const float *)(act + t * astride);
+    }
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256 w0 = f_load8(kind, w, i), w1 = f_load8(kind, w, i + 8);
+        for (int t = 0; t < nt; t++) {
+            acc0[t] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x[t] + i), acc0[t]);
+            acc1[t] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x[t] + i + 8), acc1[t]);
+        }
+    }
+    if (i + 8 <= n) {
+        __m256 w0 = f_load8(kind, w, i);
+        for (int t = 0; t < nt; t++)
+            acc0[t] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x[t] + i), acc0[t]);
+        i += 8;
+    }
+    for (int t = 0; t < nt; t++) {
+        float s = hsum_ps(_mm256_add_ps(acc0[t], acc1[t]));
+        for (int64_t j = i; j < n; j++)
+            s += f_load1(kind, w, j) * x[t][j];
+        out[t * ostride] = s;
+    }
+}
+
+// ---------------------------------------------------------------- tile instances
+
+/* One function per weight type; nt is turned into a constant so each
+ * instance keeps its accumulators in registers. */
+#define KZ_TILE(name, call)                                                                  \
+    static void name(int64_t n, const void *w, const unsigned char *act, size_t astride,     \
+                     const float *prep, float *out, int64_t ostride, int nt)                 \
+    {                                                                                        \
+        (void)prep;                                                                          \
+        switch (nt) {                                                                        \
+        case 1: call(1); break;                                                              \
+        case 2: call(2); break;                                                              \
+        case 3: call(3); break;                                                              \
+        default: call(KZ_NT); break;                                                         \
+        }                                                                                    \
+    }
+
+#define C_Q4_0(k) leg_tile(L_Q4_0, n, w, act, astride, prep, out, ostride, k)
+#define C_Q4_1(k) leg_tile(L_Q4_1, n, w, act, astride, prep, out, ostride, k)
+#define C_Q5_0(k) leg_tile(L_Q5_0, n, w, act, astride, prep, out, ostride, k)
+#define C_Q5_1(k) leg_tile(L_Q5_1, n, w, act, astride, prep, out, ostride, k)
+#define C_Q8_0(k) leg_tile(L_Q8_0, n, w, act, astride, prep, out, ostride, k)
+#define C_Q2_K(k) q23k_tile(n, w, act, astride, out, ostride, k, 0)
+#define C_Q3_K(k) q23k_tile(n, w, act, astride, out, ostride, k, 1)
+#define C_Q4_K(k) q4k_tile(n, w, act, astride, out, ostride, k, 0)
+#define C_Q5_K(k) q4k_tile(n, w, act, astride, out, ostride, k, 1)
+#define C_Q6_K(k) q6k_tile(n, w, act, astride, out, ostride, k)
+#define C_F32(k) f_tile(F_F32, n, w, act, astride, out, ostride, k)
+#define C_F16(k) f_tile(F_F16, n, w, act, astride, out, ostride, k)
+#define C_BF16(k) f_tile(F_BF16, n, w, act, astride, out, ostride, k)
+
+#ifndef KZ_X86_TILE_Q4_0
+KZ_TILE(tile_q4_0, C_Q4_0)
+#define KZ_X86_TILE_Q4_0 tile_q4_0
+#endif
+#ifndef KZ_X86_TILE_Q8_0
+KZ_TILE(tile_q8_0, C_Q8_0)
+#define KZ_X86_TILE_Q8_0 tile_q8_0
+#endif
+KZ_TILE(tile_q4_1, C_Q4_1)
+KZ_TILE(tile_q5_0, C_Q5_0)
+KZ_TILE(tile_q5_1, C_Q5_1)
+KZ_TILE(tile_q2_k, C_Q2_K)
+KZ_TILE(tile_q3_k, C_Q3_K)
+KZ_TILE(tile_q4_k, C_Q4_K)
+KZ_TILE(tile_q5_k, C_Q5_K)
+KZ_TILE(tile_q6_k, C_Q6_K)
+KZ_TILE(tile_f32, C_F32)
+KZ_TILE(tile_f16, C_F16)
+KZ_TILE(tile_bf16, C_BF16)
+
+static tile_fn tile_for(uint32_t wtype)
+{
+    switch (wtype) {
+    case KZ_DT_Q4_0: return KZ_X86_TILE_Q4_0;
+    case KZ_DT_Q4_1: return tile_q4_1;
+    case KZ_DT_Q5_0: return tile_q5_0;
+    case KZ_DT_Q5_1: return tile_q5_1;
+    case KZ_DT_Q8_0: return KZ_X86_TILE_Q8_0;
+    case KZ_DT_Q2_K: return tile_q2_k;
+    case KZ_DT_Q3_K: return tile_q3_k;
+    case KZ_DT_Q4_K: return tile_q4_k;
+    case KZ_DT_Q5_K: return tile_q5_k;
+    case KZ_DT_Q6_K: return tile_q6_k;
+    case KZ_DT_F32: return tile_f32;
+    case KZ_DT_F16: return tile_f16;
+    case KZ_DT_BF16: return tile_bf16;
+    default: return NULL;
+    }
+}
+
+// ---------------------------------------------------------------- activation quantizers
+
+/* 32 floats times id, rounded to nearest even, packed to int8 in order.
+ * Callers guarantee |v * id| <= 127 up to rounding, so packing never clips. */
+KZ_INLINE __m256i round_pack32(const float *x, __m256 id)
+{
+    __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x), id));
+    __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 8), id));
+    __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 16), id));
+    __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 24), id));
+    /* packs work per 128-bit lane: dwords come out as i0lo i1lo i2lo i3lo i0hi ... */
+    __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+    return _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+KZ_INLINE __m256 absmax8(const float *x, __m256 m)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    return _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x)));
+}
+
+/* Bit-exact with kz_ref_q8_0_from_float: same amax, d, 1/d and rounding. */
+static void quantize_q8_0(const float *restrict x, void *restrict dst, int64_t n)
+{
+    KZ_ASSERT(n % KZ_QK8_0 == 0);
+    struct kz_block_q8_0 *b = dst;
+    for (int64_t i = 0; i < n / KZ_QK8_0; i++, x += 32) {
+        __m256 m = _mm256_setzero_ps();
+        for (int k = 0; k < 32; k += 8)
+            m = absmax8(x + k, m);
+        float d = hmax_ps(m) / 127.0f;
+        float id = d != 0.0f ? 1.0f / d : 0.0f;
+        b[i].d = kz_fp32_to_fp16(d);
+        _mm256_storeu_si256((__m256i *)b[i].qs, round_pack32(x, _mm256_set1_ps(id)));
+    }
+}
+
+/* Bit-exact with kz_ref_quantize_q8_k. */
+static void quantize_q8_k(const float *restrict x, void *restrict dst, int64_t n)
+{
+    KZ_ASSERT(n % KZ_QK_K == 0);
+    struct kz_block_q8_k *b = dst;
+    for (int64_t i = 0; i < n / KZ_QK_K; i++, x += KZ_QK_K) {
+        __m256 m = _mm256_setzero_ps();
+        for (int k = 0; k < KZ_QK_K; k += 8)
+            m = absmax8(x + k, m);
+        float amax = hmax_ps(m);
+        float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        b[i].d = amax / 127.0f;
+        __m256 vid = _mm256_set1_ps(id);
+        const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+        for (int g = 0; g < KZ_QK_K / 32; g++) {
+            __m256i p = round_pack32(x + 32 * g, vid);
+            _mm256_storeu_si256((__m256i *)(b[i].qs + 32 * g), p);
+            /* sums of 16: bytes -> pairs -> quads, then the 4 quads of each lane */
+            __m256i s4 = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, p), ones16);
+            __m256i s8 = _mm256_hadd_epi32(s4, s4);
+            __m256i s16 = _mm256_hadd_epi32(s8, s8);
+            b[i].bsums[2 * g] = (int16_t)_mm256_extract_epi32(s16, 0);
+            b[i].bsums[2 * g + 1] = (int16_t)_mm256_extract_epi32(s16, 4);
+        }
+    }
+}
+
+// ---------------------------------------------------------------- batched products
+
+static uint32_t x_act_type(uint32_t wtype)
+{
+    return tile_for(wtype) ? kz_q8_act_type(wtype) : KZ_DT_F32;
+}
+
+static void x_act_quantize(uint32_t wtype, const float *restrict x, void *restrict dst, int64_t cols)
+{
+    switch (x_act_type(wtype)) {
+    case KZ_DT_Q8_0:
+        quantize_q8_0(x, dst, cols);
+        break;
+    case KZ_DT_Q8_K:
+        quantize_q8_k(x, dst, cols);
+        break;
+    default:
+        memcpy(dst, x, (size_t)cols * sizeof(float));
+        break;
+    }
+}
+
+enum { KZ_CHUNK_BYTES = 64 * 1024 }; /* weight rows kept hot while the token tiles pass */
+
+/* W (rows, cols) @ act^T -> out[t * out_stride + r] for r in [r0, r1) */
+static void x_gemm_rows(uint32_t wtype, const void *w, int64_t cols, const void *act, int n_tok, float *out,
+                        int64_t out_stride, int64_t r0, int64_t r1)
+{
+    tile_fn tile = tile_for(wtype);
+    if (!tile) {
+        kz_ref_gemm_rows(wtype, w, cols, act, n_tok, out, out_stride, r0, r1);
+        return;
+    }
+    uint32_t at = x_act_type(wtype);
+    int64_t nb = cols / 32;
+    if (at == KZ_DT_Q8_0 && nb > KZ_PREP_BLOCKS) {
+        kz_ref_q8_gemm_rows(wtype, w, cols, act, n_tok, out, out_stride, r0, r1);
+        return;
+    }
+    size_t wrow = kz_dtype_row_size(wtype, cols);
+    size_t arow = kz_dtype_row_size(at, cols);
+    KZ_ASSERT(wrow > 0 && arow > 0);
+    const unsigned char *wb = w, *ab = act;
+    _Alignas(64) float prep[KZ_NT * 2 * KZ_PREP_BLOCKS];
+    /* one tile of tokens: prepare it once and sweep all rows; more: sweep
+     * chunks of rows that stay in cache while the tiles pass */
+    int64_t chunk = n_tok <= KZ_NT && r1 > r0 ? r1 - r0 : wrow >= KZ_CHUNK_BYTES ? 1 : (int64_t)(KZ_CHUNK_BYTES / wrow);
+    for (int64_t c0 = r0; c0 < r1; c0 += chunk) {
+        int64_t c1 = c0 + chunk < r1 ? c0 + chunk : r1;
+        for (int t0 = 0; t0 < n_tok; t0 += KZ_NT) {
+            int nt = n_tok - t0 < KZ_NT ? n_tok - t0 : KZ_NT;
+            const unsigned char *at_ = ab + (size_t)t0 * arow;
+            float *ot = out + (size_t)t0 * (size_t)out_stride;
+            if (at == KZ_DT_Q8_0)
+                prep_q8_0(at_, arow, nt, nb, prep);
+            for (int64_t r = c0; r < c1; r++)
+                tile(cols, wb + (size_t)r * wrow, at_, arow, prep, ot + r, out_stride, nt);
+        }
+    }
+}
+
+enum { KZ_MATVEC_BUF = 40 * 1024 }; /* stack room for one quantized activation row */
+
+static void x_matvec_rows(const void *w, uint32_t type, int64_t cols, const float *restrict x,
+                          float *restrict out, int64_t r0, int64_t r1)
+{
+    uint32_t at = x_act_type(type);
+    if (!tile_for(type)) {
+        kz_ref_matvec_rows(w, type, cols, x, out, r0, r1);
+        return;
+    }
+    if (at == KZ_DT_F32) {
+        x_gemm_rows(type, w, cols, x, 1, out, 0, r0, r1);
+        return;
+    }
+    _Alignas(64) unsigned char buf[KZ_MATVEC_BUF];
+    if (kz_dtype_row_size(at, cols) > sizeof buf) {
+        kz_ref_matvec_rows(w, type, cols, x, out, r0, r1);
+        return;
+    }
+    x_act_quantize(type, x, buf, cols);
+    x_gemm_rows(type, w, cols, buf, 1, out, 0, r0, r1);
+}
+
+// ---------------------------------------------------------------- per-type ops
+
+static float dot_f32_f32(int64_t n, const void *restrict w, const float *restrict x)
+{
+    float r;
+    tile_f32(n, w, (const unsigned char *)x, 0, NULL, &r, 0, 1);
+    return r;
+}
+
+static float dot_f16_f32(int64_t n, const void *restrict w, const float *restrict x)
+{
+    float r;
+    tile_f16(n, w, (const unsigned char *)x, 0, NULL, &r, 0, 1);
+    return r;
+}
+
+static float dot_bf16_f32(int64_t n, const void *restrict w, const float *restrict x)
+{
+    float r;
+    tile_bf16(n, w, (const unsigned char *)x, 0, NULL, &r, 0, 1);
+    return r;
+}
+
+static const struct kz_type_ops ops_f32 = {kz_ref_f32_to_float, kz_ref_f32_from_float, dot_f32_f32};
+static const struct kz_type_ops ops_f16 = {kz_ref_f16_to_float, kz_ref_f16_from_float, dot_f16_f32};
+static const struct kz_type_ops ops_bf16 = {kz_ref_bf16_to_float, kz_ref_bf16_from_float, dot_bf16_f32};
+
+static const struct kz_type_ops *x_type_ops(uint32_t type)
+{
+    switch (type) {
+    case KZ_DT_F32: return &ops_f32;
+    case KZ_DT_F16: return &ops_f16;
+    case KZ_DT_BF16: return &ops_bf16;
+    default: return kz_type_ops_ref(type);
+    }
+}
+
+// ---------------------------------------------------------------- f32 vector ops
+
+/* e^x, 8 lanes: n = round(x / ln 2), r = x - n ln 2 (two-part ln 2),
+ * e^r by its degree-7 Taylor polynomial (|r| <= 0.35: error < 1e-8
+ * relative), times 2^n built in the exponent field. Below ln(FLT_MIN) the
+ * result is 0 (the reference would give a subnormal), above ln(FLT_MAX)
+ * +inf; in between the input is clamped so 2^n stays a normal float. */
+KZ_INLINE __m256 exp_ps(__m256 x)
+{
+    const __m256 lo = _mm256_set1_ps(-87.33654475f), hi = _mm256_set1_ps(88.72283905f);
+    __m256 xc = _mm256_min_ps(_mm256_max_ps(x, lo), _mm256_set1_ps(88.37626266f));
+    __m256 nf = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504088896341f)),
+                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(nf, _mm256_set1_ps(0.693359375f), xc);
+    r = _mm256_fnmadd_ps(nf, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 5040.0f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(nf), _mm256_set1_epi32(127)), 23);
+    __m256 y = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+    y = _mm256_blendv_ps(y, _mm256_setzero_ps(), _mm256_cmp_ps(x, lo, _CMP_LT_OQ));
+    return _mm256_blendv_ps(y, _mm256_set1_ps(INFINITY), _mm256_cmp_ps(x, hi, _CMP_GT_OQ));
+}
+
+/* silu(g) = g / (1 + e^-g), the reference's formula */
+KZ_INLINE __m256 silu_ps(__m256 g)
+{
+    __m256 e = exp_ps(_mm256_sub_ps(_mm256_setzero_ps(), g));
+    return _mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+}
+
+static void x_silu(float *out, const float *x, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(out + i, silu_ps(_mm256_loadu_ps(x + i)));
+    for (; i < n; i++)
+        out[i] = x[i] / (1.0f + expf(-x[i]));
+}
+
+static void x_swiglu(float *out, const float *gate, const float *up, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 s = silu_ps(_mm256_loadu_ps(gate + i));
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(s, _mm256_loadu_ps(up + i)));
+    }
+    for (; i < n; i++)
+        out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+/* Mean of squares in double (products of floats are exact in double), then
+ * the reference's out = (x * scale) * w. */
+static void x_rmsnorm(float *out, const float *x, const float *restrict w, int64_t n, float eps)
+{
+    KZ_ASSERT(n > 0);
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(v)), hi = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+        s0 = _mm256_fmadd_pd(lo, lo, s0);
+        s1 = _mm256_fmadd_pd(hi, hi, s1);
+    }
+    double ss = hsum_pd(_mm256_add_pd(s0, s1));
+    for (; i < n; i++)
+        ss += (double)x[i] * (double)x[i];
+    float scale = (float)(1.0 / sqrt(ss / (double)n + (double)eps));
+    __m256 vs = _mm256_set1_ps(scale);
+    for (i = 0; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vs), _mm256_loadu_ps(w + i)));
+    for (; i < n; i++)
+        out[i] = x[i] * scale * w[i];
+}
+
+static void x_softmax(float *x, int64_t n)
+{
+    KZ_ASSERT(n > 0);
+    __m256 vm = _mm256_set1_ps(-INFINITY);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        vm = _mm256_max_ps(vm, _mm256_loadu_ps(x + i));
+    float max = hmax_ps(vm);
+    for (; i < n; i++)
+        max = x[i] > max ? x[i] : max;
+    __m256 m8 = _mm256_set1_ps(max);
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 e = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), m8));
+        _mm256_storeu_ps(x + i, e);
+        s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+        s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+    }
+    double sum = hsum_pd(_mm256_add_pd(s0, s1));
+    for (; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += (double)x[i];
+    }
+    __m256 inv = _mm256_set1_ps((float)(1.0 / sum));
+    for (i = 0; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
+    for (; i < n; i++)
+        x[i] *= (float)(1.0 / sum);
+}
+
+// ---------------------------------------------------------------- the table
+
+const struct kz_kernels KZ_X86_TABLE = {
+    .name = KZ_X86_NAME,
+    .type_ops = x_type_ops,
+    .matvec_rows = x_matvec_rows,
+    .rmsnorm = x_rmsnorm,
+    .softmax = x_softmax,
+    .silu = x_silu,
+    .swiglu = x_swiglu,
+    .act_type = x_act_type,
+    .act_quantize = x_act_quantize,
+    .gemm_rows = x_gemm_rows,
+};

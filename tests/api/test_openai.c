@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: MIT
+ * OpenAI wire format: request decoding (accepted forms, every rejection with
+ * its param), and the response encoders' JSON shapes.
+ */
+#include <jansson.h>
+#include <string.h>
+
+#include "api/openai.h"
+#include "core/alloc.h"
+#include "t.h"
+
+static kz_status dec(enum kz_api_kind k, const char *body, struct kz_api_request *r, struct kz_api_error *e)
+{
+    memset(e, 0, sizeof *e);
+    return kz_api_request_decode(k, body, strlen(body), r, e);
+}
+
+static void chat_ok(void)
+{
+    struct kz_api_request r;
+    struct kz_api_error e;
+    const char *b = "{\"model\":\"m\",\"messages\":[{\"role\":\"developer\",\"content\":\"be brief\"},"
+                    "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Hel\"},{\"type\":\"text\",\"text\":\"lo\"}]}],"
+                    "\"max_tokens\":5,\"max_completion_tokens\":7,\"temperature\":0.5,\"top_p\":0.9,\"seed\":-3,"
+                    "\"stop\":[\"a\",\"bc\"],\"presence_penalty\":1,\"frequency_penalty\":-1,\"user\":\"u1\","
+                    "\"stream\":true,\"stream_options\":{\"include_usage\":true},\"n\":1,\"tools\":[],"
+                    "\"some_future_field\":{\"x\":1}}";
+    T_EQ_INT(dec(KZ_API_CHAT, b, &r, &e), KZ_OK);
+    T_EQ_STR(r.model, "m");
+    T_EQ_INT(json_array_size(r.messages), 2);
+    T_EQ_STR(json_string_value(json_object_get(json_array_get(r.messages, 0), "role")), "system");
+    T_EQ_STR(json_string_value(json_object_get(json_array_get(r.messages, 1), "content")), "Hello");
+    T_EQ_INT(r.max_tokens, 7);
+    T_OK(r.has_temperature && r.temperature == 0.5, "temperature");
+    T_OK(r.has_seed && r.seed == (uint64_t)-3, "seed");
+    T_EQ_INT(r.n_stop, 2);
+    T_EQ_STR(r.stop[1], "bc");
+    T_OK(r.stream && r.include_usage, "stream options");
+    T_EQ_STR(r.user, "u1");
+    kz_api_request_free(&r);
+
+    T_EQ_INT(dec(KZ_API_CHAT, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stop\":\"\\n\"}",
+                 &r, &e), KZ_OK);
+    T_EQ_INT(r.n_stop, 1);
+    T_EQ_INT(r.max_tokens, -1);
+    T_OK(!r.stream && !r.has_temperature, "defaults");
+    kz_api_request_free(&r);
+}
+
+static void chat_bad(void)
+{
+    static const struct {
+        const char *body, *param, *msg;
+    } cases[] = {
+        {"{\"model\":\"m\",", "", "line 1, column"},
+        {"[1,2]", "", "must be a JSON object"},
+        {"{\"messages\":[]}", "model", "'model' is required"},
+        {"{\"model\":\"\",\"messages\":[]}", "model", "must not be empty"},
+        {"{\"model\":\"m\"}", "messages", "'messages' is required"},
+        {"{\"model\":\"m\",\"messages\":[]}", "messages", "non-empty array"},
+        {"{\"model\":\"m\",\"messages\":[{\"content\":\"x\"}]}", "messages[0].role", "is required"},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"tool\",\"content\":\"x\"}]}", "messages[0].role", "not supported"},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":5}]}", "messages[0].content", "string or an array"},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\"}]}]}",
+         "messages[0].content[0].type", "'image_url' is not supported"},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\"}]}", "messages[0].content", "is required"},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"temperature\":\"hot\"}", "temperature", "must be a number"},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"temperature\":3}", "temperature", "between 0 and 2"},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":0}", "max_tokens", "between 1"},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":-5}", "max_tokens", "between 1"},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":1.5}", "max_tokens", "must be an integer"},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"n\":2}", "n", "'n' > 1"},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"n\":0}", "n", "between 1"},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":\"function\"}]}", "tools", "not supported"},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"logprobs\":true}", "logprobs", "not supported"},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"response_format\":{\"type\":\"json_object\"}}", "response_format", "only"},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stop\":[\"a\",\"b\",\"c\",\"d\",\"e\"]}", "stop", "at most 4"},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stop\":[1]}", "stop", "non-empty string"},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stream_options\":{\"include_usage\":true}}", "stream_options", "only allowed"},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"presence_penalty\":9}", "presence_penalty", "between -2 and 2"},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"logit_bias\":{\"1\":5}}", "logit_bias", "not supported"},
+        {"{\"model\":\"m\",\"model\":\"n\",\"messages\":[]}", "", "duplicate"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct kz_api_request r;
+        struct kz_api_error e;
+        kz_status rc = dec(KZ_API_CHAT, cases[i].body, &r, &e);
+        T_OK(rc == KZ_EINVAL && e.status == 400, "case %zu rejected with 400", i);
+        T_EQ_STR(e.param, cases[i].param);
+        T_OK(strstr(e.message, cases[i].msg) != NULL, "case %zu: '%s' lacks '%s'", i, e.message, cases[i].msg);
+        T_EQ_STR(e.type, "invalid_request_error");
+        kz_api_request_free(&r);
+    }
+    /* nesting deeper than the limit */
+    char deep[400];
+    size_t n = 0;
+    n += (size_t)snprintf(deep, sizeof deep, "{\"model\":\"m\",\"x\":");
+    for (int i = 0; i < 70; i++)
+        deep[n++] = '[';
+    for (int i = 0; i < 70; i++)
+        deep[n++] = ']';
+    snprintf(deep + n, sizeof deep - n, "}");
+    struct kz_api_request r;
+    struct kz_api_error e;
+    T_EQ_INT(dec(KZ_API_CHAT, deep, &r, &e), KZ_EINVAL);
+    T_OK(strstr(e.message, "nested deeper") != NULL, "%s", e.message);
+    kz_api_request_free(&r);
+}
+
+static void completions_embeddings(void)
+{
+    struct kz_api_request r;
+    struct kz_api_error e;
+    T_EQ_INT(dec(KZ_API_COMPLETION, "{\"model\":\"m\",\"prompt\":[\"a\",\"b\"],\"max_tokens\":3}", &r, &e), KZ_OK);
+    T_EQ_INT(r.n_inputs, 2);
+    T_EQ_STR(r.inputs[1], "b");
+    kz_api_request_free(&r);
+    T_EQ_INT(dec(KZ_API_COMPLETION, "{\"model\":\"m\",\"prompt\":[1,2]}", &r, &e), KZ_EINVAL);
+    T_EQ_STR(e.param, "prompt[0]");
+    kz_api_request_free(&r);
+    T_EQ_INT(dec(KZ_API_COMPLETION, "{\"model\":\"m\",\"prompt\":\"x\",\"echo\":true}", &r, &e), KZ_EINVAL);
+    T_EQ_STR(e.param, "echo");
+    kz_api_request_free(&r);
+    T_EQ_INT(dec(KZ_API_COMPLETION, "{\"model\":\"m\",\"prompt\":\"x\",\"best_of\":3}", &r, &e), KZ_EINVAL);
+    kz_api_request_free(&r);
+    T_EQ_INT(dec(KZ_API_EMBEDDINGS, "{\"model\":\"m\",\"input\":\"hi\",\"encoding_format\":\"base64\"}", &r, &e), KZ_OK);
+    T_OK(r.base64 && r.n_inputs == 1, "base64 embeddings");
+    kz_api_request_free(&r);
+    T_EQ_INT(dec(KZ_API_EMBEDDINGS, "{\"model\":\"m\",\"input\":\"hi\",\"encoding_format\":\"hex\"}", &r, &e), KZ_EINVAL);
+    T_EQ_STR(e.param, "encoding_format");
+    kz_api_request_free(&r);
+    T_EQ_INT(dec(KZ_API_EMBEDDINGS, "{\"model\":\"m\",\"input\":[]}", &r, &e), KZ_EINVAL);
+    kz_api_request_free(&r);
+    T_EQ_INT(dec(KZ_API_EMBEDDINGS, "{\"model\":\"m\",\"input\":\"x\",\"dimensions\":8}", &r, &e), KZ_EINVAL);
+    T_EQ_STR(e.param, "dimensions");
+    kz_api_request_free(&r);
+}
+
+static json_t *parse(const char *s)
+{
+    json_t *j = json_loads(s, 0, NULL);
+    T_OK(j != NULL, "valid JSON: %s", s ? s : "(null)");
+    return j;
+}
+
+static void responses(void)
+{
+    struct kz_api_usage u = {5, 3};
+    char *s = kz_api_chat_response("chatcmpl-1", 1700000000, "m", "hi\xff", 3, "stop", &u);
+    json_t *j = parse(s);
+    json_t *msg = json_object_get(json_array_get(json_object_get(j, "choices"), 0), "message");
+    T_EQ_STR(json_string_value(json_object_get(j, "object")), "chat.completion");
+    T_EQ_STR(json_string_value(json_object_get(msg, "content")), "hi\xEF\xBF\xBD");
+    T_EQ_INT(json_integer_value(json_object_get(json_object_get(j, "usage"), "total_tokens")), 8);
+    json_decref(j);
+    kz_free(s);
+
+    s = kz_api_chat_chunk("c", 1, "m", "assistant", "", 0, NULL, 1);
+    T_OK(s && strncmp(s, "data: {", 7) == 0 && strcmp(s + strlen(s) - 2, "\n\n") == 0, "SSE framing");
+    j = parse(s + 6);
+    json_t *ch = json_array_get(json_object_get(j, "choices"), 0);
+    T_EQ_STR(json_string_value(json_object_get(json_object_get(ch, "delta"), "role")), "assistant");
+    T_OK(json_is_null(json_object_get(ch, "finish_reason")), "finish null while streaming");
+    T_OK(json_is_null(json_object_get(j, "usage")) && json_object_get(j, "usage"), "usage: null present");
+    json_decref(j);
+    kz_free(s);
+
+    s = kz_api_usage_chunk("c", 1, "m", 1, &u);
+    j = parse(s + 6);
+    T_EQ_INT(json_array_size(json_object_get(j, "choices")), 0);
+    T_EQ_INT(json_integer_value(json_object_get(json_object_get(j, "usage"), "completion_tokens")), 3);
+    json_decref(j);
+    kz_free(s);
+
+    float v[3] = {1.0f, -2.5f, 0.0f};
+    s = kz_api_embeddings_response("m", 1, 3, v, 1, 4);
+    j = parse(s);
+    const char *b = json_string_value(json_object_get(json_array_get(json_object_get(j, "data"), 0), "embedding"));
+    T_EQ_STR(b, "AACAPwAAIMAAAAAA"); /* 1.0f, -2.5f, 0.0f little-endian */
+    json_decref(j);
+    kz_free(s);
+
+    struct kz_api_error e;
+    kz_api_fail(&e, 404, "invalid_request_error", "model_not_found", "model", "The model 'x' does not exist");
+    s = kz_api_error_json(&e);
+    j = parse(s);
+    json_t *eo = json_object_get(j, "error");
+    T_EQ_STR(json_string_value(json_object_get(eo, "code")), "model_not_found");
+    T_EQ_STR(json_string_value(json_object_get(eo, "param")), "model");
+    json_decref(j);
+    kz_free(s);
+
+    char id[64];
+    kz_api_new_id("chatcmpl", id, sizeof id);
+    T_OK(strncmp(id, "chatcmpl-", 9) == 0 && strlen(id) == 33, "id %s", id);
+}
+
+int main(void)
+{
+    t_subtest("chat request accepted", chat_ok);
+    t_subtest("chat request rejected", chat_bad);
+    t_subtest("completions and embeddings requests", completions_embeddings);
+    t_subtest("response encoders", responses);
+    return t_done();
+}
