@@ -19,6 +19,7 @@
  */
 #include "http/http.h"
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -1275,6 +1276,9 @@ kz_status kz_http_server_new(uv_loop_t *loop, const struct kz_http_config *cfg, 
     kz_status rc = KZ_OK;
     struct kz_http_server *srv = NULL;
     *out = NULL;
+    /* A write to a socket the peer has closed must come back as EPIPE, not
+     * kill the process: libuv leaves SIGPIPE at its default action. */
+    signal(SIGPIPE, SIG_IGN);
     if (!loop || !cfg || !handler)
         return kz_err_set(err, KZ_EINVAL, "http: loop, config and handler are required");
     if (!cfg->limits.max_request_line || !cfg->limits.max_header_line || !cfg->limits.max_header_bytes ||

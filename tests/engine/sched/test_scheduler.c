@@ -195,9 +195,13 @@ static void embeddings_cancel_limits(void)
     T_EQ_INT(kz_sched_submit(s, &bj, &id, &err), KZ_ELIMIT);
     T_OK(strstr(err.msg, "context holds 4096") != NULL, "%s", err.msg);
 
-    /* an endless job, cancelled; a queued one behind it */
-    struct kz_sched_job lj = {.prompt = p, .n_prompt = 3, .max_tokens = 0, .sampling = greedy(), .cb = on_event,
-                              .ud = &rl};
+    /* a job with a 3000-token prompt (hundreds of 8-token steps, so it is
+     * certainly still running when cancelled), and a queued one behind it */
+    static int32_t longp[3000];
+    for (int i = 0; i < 3000; i++)
+        longp[i] = 300 + i % 200;
+    struct kz_sched_job lj = {.prompt = longp, .n_prompt = 3000, .max_tokens = 0, .sampling = greedy(),
+                              .cb = on_event, .ud = &rl};
     uint64_t long_id, q1;
     T_EQ_INT(kz_sched_submit(s, &lj, &long_id, &err), KZ_OK);
     struct kz_sched_job qj = {.prompt = p, .n_prompt = 3, .max_tokens = 2, .sampling = greedy(), .cb = on_event,
