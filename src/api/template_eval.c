@@ -384,11 +384,8 @@ static kz_status do_slice(struct tmpl_rt *rt, int line, const struct tmpl_val *o
     }
     if (obj->t == TV_UNDEF)
         return tmpl_fail_undef(rt, line, obj);
-    if (obj->t != TV_LIST && obj->t != TV_STR) {
-        /* Jinja2's getitem turns the TypeError into Undefined */
-        *out = tv_undef(TU_OTHER, (struct kz_slice){"object is not subscriptable", 27});
-        return KZ_OK;
-    }
+    if (obj->t != TV_LIST && obj->t != TV_STR)
+        return tmpl_fail(rt, line, KZ_EINVAL, "'%s' object is not subscriptable", tmpl_type_name(obj));
     int is_str = obj->t == TV_STR;
     int64_t len = is_str ? (int64_t)tmpl_utf8_count(obj->u.s.p, obj->u.s.len) : (int64_t)obj->u.l->n;
     int64_t step = given[2] ? v[2] : 1;

@@ -1996,8 +1996,6 @@ SIMPLE_TEST(t_boolean, v->t == TV_BOOL)
 SIMPLE_TEST(t_true, v->t == TV_BOOL && v->u.b)
 SIMPLE_TEST(t_false, v->t == TV_BOOL && !v->u.b)
 SIMPLE_TEST(t_callable, v->t == TV_FUNC)
-SIMPLE_TEST(t_lower, v->t == TV_STR && case_test(v->u.s, 0))
-SIMPLE_TEST(t_upper, v->t == TV_STR && case_test(v->u.s, 1))
 SIMPLE_TEST(t_escaped, v->t < 0) /* nothing here is Markup */
 
 /* Python's value % 2 on an int or a float. */
@@ -2013,6 +2011,28 @@ static kz_status parity(struct tmpl_rt *rt, const struct tmpl_node *n, const str
         return KZ_OK;
     }
     return tmpl_fail(rt, LINE, KZ_EINVAL, "even/odd need a number, got '%s'", tmpl_type_name(v));
+}
+
+/* Jinja2 tests str(value).islower() / isupper(). */
+static kz_status case_of(struct tmpl_rt *rt, const struct tmpl_node *n, const struct tmpl_val *v, int upper, int *r)
+{
+    struct kz_slice s;
+    kz_status rc = soft_str(rt, LINE, v, &s);
+    if (!rc)
+        *r = case_test(s, upper);
+    return rc;
+}
+
+TEST(t_lower)
+{
+    (void)a;
+    return case_of(rt, n, v, 0, r);
+}
+
+TEST(t_upper)
+{
+    (void)a;
+    return case_of(rt, n, v, 1, r);
 }
 
 TEST(t_even)

@@ -21,5 +21,8 @@ int kz_cmd_info(int argc, char **argv);
 int kz_cmd_tokenize(int argc, char **argv);
 int kz_cmd_synth(int argc, char **argv);
 int kz_cmd_serve(int argc, char **argv);
+int kz_cmd_pull(int argc, char **argv);
+int kz_cmd_models(int argc, char **argv);
+int kz_cmd_template(int argc, char **argv);
 
 #endif

@@ -14,11 +14,6 @@
 #include "store/modelcache.h"
 #include "store/pull.h"
 
-/* Also in cli/args.h once the commands are registered there; repeating a
- * prototype is harmless and keeps this file warning-free on its own. */
-int kz_cmd_pull(int argc, char **argv);
-int kz_cmd_models(int argc, char **argv);
-
 #define PULL_RETRIES_DEFAULT 3
 #define PULL_RETRY_DELAY_MS 1000u
 

@@ -13,9 +13,12 @@ static const char usage[] =
     "\n"
     "Commands:\n"
     "  serve     serve the OpenAI API over a local model\n"
+    "  pull      download a GGUF model into the model cache\n"
+    "  models    list the model cache\n"
     "  run       generate text from a GGUF model on this machine's CPU\n"
     "  info      describe a GGUF model file\n"
     "  tokenize  print the token ids of a text\n"
+    "  template  render a chat template for a conversation\n"
     "  synth     write a synthetic model with random weights (tests, benchmarks)\n"
     "\n"
     "Run 'kyozon COMMAND --help' for the options of a command.\n";
@@ -37,6 +40,12 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "serve") == 0)
         return kz_cmd_serve(argc - 1, argv + 1);
+    if (strcmp(cmd, "pull") == 0)
+        return kz_cmd_pull(argc - 1, argv + 1);
+    if (strcmp(cmd, "models") == 0)
+        return kz_cmd_models(argc - 1, argv + 1);
+    if (strcmp(cmd, "template") == 0)
+        return kz_cmd_template(argc - 1, argv + 1);
     if (strcmp(cmd, "run") == 0)
         return kz_cmd_run(argc - 1, argv + 1);
     if (strcmp(cmd, "info") == 0)

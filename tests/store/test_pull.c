@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli/args.h"
 #include "core/alloc.h"
 #include "core/sha256.h"
 #include "store/modelcache.h"
@@ -28,8 +29,6 @@
 
 #include "fileserver.c"
 
-int kz_cmd_pull(int argc, char **argv);   /* src/cli/cmd_pull.c */
-int kz_cmd_models(int argc, char **argv);
 
 #define BODY_LEN 300000
 static unsigned char body[BODY_LEN];
