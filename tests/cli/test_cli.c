@@ -53,7 +53,7 @@ static void res_free(struct res *r)
 
 static void help(void)
 {
-    static const char *cmds[] = {"run", "info", "tokenize", "synth"};
+    static const char *cmds[] = {"run", "info", "tokenize", "synth", "serve", "pull", "models", "template"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         char a[64];
         snprintf(a, sizeof a, "%s --help", cmds[i]);
@@ -81,6 +81,14 @@ static void bad_input(void)
     r = run("run -m /nonexistent/model.gguf -p hi");
     T_EQ_INT(r.status, 1);
     T_OK(strstr(r.err, "/nonexistent/model.gguf") != NULL, "names the file: %s", r.err);
+    res_free(&r);
+    r = run("serve -m /nonexistent/model.gguf");
+    T_EQ_INT(r.status, 1);
+    T_OK(strstr(r.err, "/nonexistent/model.gguf") != NULL, "serve names the model: %s", r.err);
+    res_free(&r);
+    r = run("serve --port 99999 -m x");
+    T_EQ_INT(r.status, 2);
+    T_OK(strstr(r.err, "--port: 99999 is out of range") != NULL, "serve bad port: %s", r.err);
     res_free(&r);
     r = run("run -m x.gguf -p hi --temp abc");
     T_EQ_INT(r.status, 2);
