@@ -960,7 +960,11 @@ static kz_status eval_filter(struct tmpl_rt *rt, const struct tmpl_node *n, stru
 {
     struct tmpl_val in, pos[TMPL_MAX_ARGS], kwv[TMPL_MAX_ARGS];
     struct tmpl_args args;
-    kz_status rc = n->a->kind == N_BLOCK_INPUT ? (in = rt->block_input, KZ_OK) : eval(rt, n->a, &in);
+    kz_status rc = KZ_OK;
+    if (n->a->kind == N_BLOCK_INPUT)
+        in = rt->block_input;
+    else
+        rc = eval(rt, n->a, &in);
     if (!rc)
         rc = eval_args(rt, n, pos, kwv, &args);
     if (rc)

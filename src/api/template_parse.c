@@ -1171,7 +1171,8 @@ static kz_status parse_body(struct parser *P, const char *const *ends, struct tm
                                         "endgeneration", "elif", "else", "endcall", "endblock", "endraw", NULL};
     struct nlist body = {0};
     static const struct kz_slice none = {NULL, 0};
-    int line0 = cur(P)->line;
+    /* the opener's line: its "%}" is the token just before the body */
+    int line0 = P->pos > 0 ? P->t[P->pos - 1].line : cur(P)->line;
     kz_status rc = enter(P);
     while (!rc) {
         const struct tmpl_tok *t = cur(P);

@@ -81,7 +81,7 @@ static char *read_all(const char *path, size_t *len)
 static int parse_time(const char *s, struct tm *out)
 {
     int v[6] = {0, 0, 0, 12, 0, 0};
-    static const char seps[] = "--  ::";
+    static const char seps[] = "-- ::"; /* before month, day, hour, minute, second */
     const char *p = s;
     for (int k = 0; k < 6; k++) {
         if (k > 0) {

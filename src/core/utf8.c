@@ -27,6 +27,41 @@ size_t kz_utf8_seq_len(const char *s, size_t len)
     return n;
 }
 
+/* Bytes of the longest prefix of a well-formed sequence at s (at least 1),
+ * following the Unicode "maximal subpart" rule: an ill-formed run becomes
+ * one U+FFFD, a byte that can start nothing becomes one U+FFFD each. This
+ * is what browsers' TextDecoder and Python's errors="replace" do. */
+static size_t maximal_subpart(const unsigned char *u, size_t len)
+{
+    unsigned c = u[0];
+    size_t n;
+    unsigned lo = 0x80, hi = 0xBF; /* range of the second byte */
+    if (c >= 0xC2 && c <= 0xDF)
+        n = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        if (c == 0xE0)
+            lo = 0xA0;
+        if (c == 0xED)
+            hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        if (c == 0xF0)
+            lo = 0x90;
+        if (c == 0xF4)
+            hi = 0x8F;
+    } else
+        return 1;
+    size_t m = 1;
+    if (m < len && u[m] >= lo && u[m] <= hi)
+        m++;
+    else
+        return 1;
+    while (m < n && m < len && (u[m] & 0xC0) == 0x80)
+        m++;
+    return m;
+}
+
 char *kz_utf8_sanitize(const char *s, size_t len, size_t *out_len)
 {
     char *buf = kz_malloc(len * 3 + 1);
@@ -42,7 +77,7 @@ char *kz_utf8_sanitize(const char *s, size_t len, size_t *out_len)
         } else {
             memcpy(buf + o, "\xEF\xBF\xBD", 3);
             o += 3;
-            i++;
+            i += maximal_subpart((const unsigned char *)s + i, len - i);
         }
     }
     buf[o] = '\0';

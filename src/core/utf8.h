@@ -12,9 +12,10 @@
  * beyond U+10FFFF, or cut short by len). len >= 1. */
 size_t kz_utf8_seq_len(const char *s, size_t len);
 
-/* A copy of s with every byte that is not part of a valid sequence replaced
- * by U+FFFD. New NUL-terminated buffer (kz_free), length in *out_len; NULL
- * on OOM. */
+/* A copy of s with ill-formed bytes replaced by U+FFFD, one per maximal
+ * subpart (the Unicode recommendation, as TextDecoder and Python do it: a
+ * cut-short "E2 96" is one U+FFFD). New NUL-terminated buffer (kz_free),
+ * length in *out_len; NULL on OOM. */
 char *kz_utf8_sanitize(const char *s, size_t len, size_t *out_len);
 
 #endif

@@ -76,6 +76,12 @@ struct out {
 };
 
 static void put(struct out *o, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+static void put(struct out *o, const char *fmt, ...)
 {
     if (o->oom)
         return;

@@ -123,14 +123,14 @@ static json_t *jparse(const struct resp *r)
     return j;
 }
 
-static int start_server(const char *extra)
+static int start_server_with(const char *model, const char *name, const char *extra)
 {
     char log[600], cmd[2400];
     snprintf(log, sizeof log, "%s/serve.log", t_tmpdir());
     unlink(log);
     const char *bin = getenv("KZ_BIN") ? getenv("KZ_BIN") : "./kyozon";
-    snprintf(cmd, sizeof cmd, "exec %s serve -m %s --port 0 --model-name tiny --ctx 96 -t 1 %s 2>%s", bin,
-             model_path, extra, log);
+    snprintf(cmd, sizeof cmd, "exec %s serve -m %s --port 0 --model-name %s -t 1 %s 2>%s", bin, model, name, extra,
+             log);
     server_pid = fork();
     if (server_pid == 0) {
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
@@ -156,6 +156,13 @@ static int start_server(const char *extra)
         usleep(20000);
     }
     return -1;
+}
+
+static int start_server(const char *extra)
+{
+    char e[512];
+    snprintf(e, sizeof e, "--ctx 96 %s", extra);
+    return start_server_with(model_path, "tiny", e);
 }
 
 static int stop_server(void)
@@ -458,6 +465,187 @@ static void graceful_stop(void)
     resp_free(&b.r);
 }
 
+/* ---- load, disconnects, overload, shutdown -------------------------------- */
+
+/* A streaming request on its own connection, read to the end. */
+struct stream_res {
+    const char *body;
+    int status;
+    int done;          /* ended with data: [DONE] */
+    long completion;   /* usage.completion_tokens, -1 if absent */
+    int content_chunks;
+};
+
+static void *stream_one(void *arg)
+{
+    struct stream_res *sr = arg;
+    struct resp r = http("POST", "/v1/chat/completions", sr->body);
+    sr->status = r.status;
+    sr->completion = -1;
+    if (r.body) {
+        sr->done = strstr(r.body, "data: [DONE]") != NULL;
+        char *save = NULL;
+        for (char *ev = strtok_r(r.body, "\n", &save); ev; ev = strtok_r(NULL, "\n", &save)) {
+            if (strncmp(ev, "data: {", 7) != 0)
+                continue;
+            json_t *j = json_loads(ev + 6, 0, NULL);
+            json_t *u = json_object_get(j, "usage");
+            if (json_is_object(u))
+                sr->completion = (long)json_integer_value(json_object_get(u, "completion_tokens"));
+            json_t *c0 = json_array_get(json_object_get(j, "choices"), 0);
+            const char *tx = json_string_value(json_object_get(json_object_get(c0, "delta"), "content"));
+            if (tx && tx[0])
+                sr->content_chunks++;
+            json_decref(j);
+        }
+    }
+    resp_free(&r);
+    return NULL;
+}
+
+static const char *served_name = "tiny";
+
+static long metric(const char *name)
+{
+    struct resp r = http("GET", "/metrics", NULL);
+    long v = -1;
+    const char *p = r.body ? strstr(r.body, name) : NULL;
+    if (p)
+        v = atol(p + strlen(name) + 1);
+    resp_free(&r);
+    return v;
+}
+
+/* 32 concurrent streaming clients all finish, each with the usage of the
+ * same request made alone (greedy, so every stream is the same). */
+static void many_streams(void)
+{
+    enum { N = 32 };
+    char body[512];
+    snprintf(body, sizeof body,
+             "{\"model\":\"%s\",\"messages\":[{\"role\":\"user\",\"content\":\"Once upon a time\"}],\"max_tokens\":24,"
+             "\"temperature\":0,\"stream\":true,\"stream_options\":{\"include_usage\":true}}",
+             served_name);
+    struct stream_res alone = {.body = body};
+    stream_one(&alone);
+    T_EQ_INT(alone.status, 200);
+    T_OK(alone.completion > 0, "reference usage (%ld)", alone.completion);
+    static struct stream_res sr[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+        memset(&sr[i], 0, sizeof sr[i]);
+        sr[i].body = body;
+        pthread_create(&th[i], NULL, stream_one, &sr[i]);
+    }
+    int ok = 0;
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        ok += sr[i].status == 200 && sr[i].done && sr[i].completion == alone.completion;
+    }
+    T_EQ_INT(ok, N);
+    T_EQ_INT(metric("kyozon_active_sequences"), 0);
+}
+
+/* Clients that hang up mid-stream free their sequences. */
+static void disconnects(void)
+{
+    char body[512];
+    snprintf(body, sizeof body,
+             "{\"model\":\"%s\",\"messages\":[{\"role\":\"user\",\"content\":\"Go on\"}],\"max_tokens\":90,"
+             "\"temperature\":1,\"stream\":true}",
+             served_name);
+    int fds[4];
+    for (int i = 0; i < 4; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        connect(fds[i], (struct sockaddr *)&a, sizeof a);
+        char req[1024];
+        int n = snprintf(req, sizeof req,
+                         "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n%s", strlen(body),
+                         body);
+        T_OK(write(fds[i], req, (size_t)n) == n, "request sent");
+        char buf[256];
+        T_OK(read(fds[i], buf, sizeof buf) > 0, "stream started");
+    }
+    for (int i = 0; i < 4; i++)
+        close(fds[i]);
+    long active = -1;
+    for (int i = 0; i < 100 && active != 0; i++) {
+        usleep(50000);
+        active = metric("kyozon_active_sequences");
+    }
+    T_EQ_INT(active, 0);
+    T_OK(metric("kyozon_http_requests_total{route=\"/v1/chat/completions\",status=\"499\"}") >= 4,
+         "disconnects counted as 499");
+}
+
+/* SIGTERM while 8 streams run: all 8 complete, exit status 0. */
+static void sigterm_streams(void)
+{
+    enum { N = 8 };
+    char body[512];
+    snprintf(body, sizeof body,
+             "{\"model\":\"%s\",\"messages\":[{\"role\":\"user\",\"content\":\"Tell a story\"}],\"max_tokens\":40,"
+             "\"temperature\":0,\"stream\":true,\"stream_options\":{\"include_usage\":true}}",
+             served_name);
+    static struct stream_res sr[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+        memset(&sr[i], 0, sizeof sr[i]);
+        sr[i].body = body;
+        pthread_create(&th[i], NULL, stream_one, &sr[i]);
+    }
+    long active = 0;
+    for (int i = 0; i < 200 && active < 2; i++) {
+        usleep(5000);
+        active = metric("kyozon_active_sequences");
+    }
+    int code = stop_server();
+    int ok = 0;
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        ok += sr[i].status == 200 && sr[i].done && sr[i].completion > 0;
+    }
+    T_EQ_INT(ok, N);
+    T_EQ_INT(code, 0);
+}
+
+/* One slot and a queue of one: the rest get 503 with Retry-After. */
+static void *long_completion(void *arg)
+{
+    struct resp *r = arg;
+    *r = http("POST", "/v1/completions", "{\"model\":\"tiny\",\"prompt\":\"Hi\",\"max_tokens\":80}");
+    return NULL;
+}
+
+static void overload(void)
+{
+    if (start_server("--parallel 1 --max-queue 1") != 0) {
+        T_OK(0, "overload server did not start");
+        return;
+    }
+    enum { N = 5 };
+    struct resp r[N];
+    pthread_t th[N];
+    memset(r, 0, sizeof r);
+    for (int i = 0; i < N; i++)
+        pthread_create(&th[i], NULL, long_completion, &r[i]);
+    int ok = 0, busy = 0;
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        ok += r[i].status == 200;
+        if (r[i].status == 503) {
+            busy++;
+            T_OK(r[i].head && strstr(r[i].head, "Retry-After: 1"), "Retry-After on 503");
+            T_OK(r[i].body && strstr(r[i].body, "server_overloaded"), "%s", r[i].body ? r[i].body : "");
+        }
+        resp_free(&r[i]);
+    }
+    T_OK(ok >= 1 && busy >= 1 && ok + busy == N, "%d served, %d refused", ok, busy);
+    T_EQ_INT(stop_server(), 0);
+}
+
 int main(void)
 {
     snprintf(model_path, sizeof model_path, "%s/tiny.gguf", t_tmpdir());
@@ -479,6 +667,28 @@ int main(void)
     t_subtest("concurrency", concurrency);
     t_subtest("metrics", metrics);
     t_subtest("graceful stop", graceful_stop);
+    stop_server();
+    t_subtest("overload", overload);
+
+    /* load tests on the real small model when the shared data is here,
+     * otherwise on the synthetic one */
+    const char *real = t_data_path("aidreams260K.gguf");
+    char real_path[4096];
+    int started;
+    if (real) {
+        snprintf(real_path, sizeof real_path, "%s", real);
+        served_name = "aidreams260K";
+        started = start_server_with(real_path, served_name, "--parallel 8 --ctx 128") == 0;
+    } else {
+        t_skip(1, "shared data absent: the 32-stream test runs on the synthetic model, not aidreams260K");
+        started = start_server("--parallel 8") == 0;
+    }
+    T_OK(started, "load server started");
+    if (started) {
+        t_subtest("32 concurrent streams", many_streams);
+        t_subtest("disconnects free their sequences", disconnects);
+        t_subtest("SIGTERM during 8 streams", sigterm_streams);
+    }
     stop_server();
     return t_done();
 }

@@ -30,6 +30,12 @@ static void sanitize(void)
     T_EQ_STR(s, "ok\xEF\xBF\xBDhi\xEF\xBF\xBD");
     T_EQ_INT(n, strlen("ok\xEF\xBF\xBDhi\xEF\xBF\xBD"));
     kz_free(s);
+    s = kz_utf8_sanitize("a\xE2\x96z\xF0\x9F\x98", 7, &n); /* maximal subparts: one U+FFFD each */
+    T_EQ_STR(s, "a\xEF\xBF\xBDz\xEF\xBF\xBD");
+    kz_free(s);
+    s = kz_utf8_sanitize("\xE0\x80\xED\xA0\x80", 5, &n); /* no valid second byte: one per byte */
+    T_EQ_STR(s, "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
+    kz_free(s);
     s = kz_utf8_sanitize("h\xC3\xA9llo", 6, &n);
     T_EQ_STR(s, "h\xC3\xA9llo");
     kz_free(s);

@@ -87,6 +87,18 @@ test('chat stream with usage equals the plain answer', async () => {
   assert.equal(usage.completion_tokens, plain.usage.completion_tokens);
 });
 
+test('greedy output through the API equals kyozon run', async () => {
+  const prompt = 'Once upon a time';
+  const run = execFileSync(bin, ['run', '-m', model, '-p', prompt, '-n', '12', '--temp', '0', '-t', '1'],
+                           { stdio: ['ignore', 'pipe', 'ignore'] });
+  const r = await client.completions.create({ model: 'tiny', prompt, max_tokens: 12, temperature: 0 });
+  // JSON carries text: bytes that are not UTF-8 arrive as U+FFFD, as TextDecoder does it
+  const want = new TextDecoder('utf-8').decode(run);
+  assert.equal(r.choices[0].text, want);
+  assert.equal(r.choices[0].finish_reason, 'length');
+  assert.equal(r.usage.completion_tokens, 12);
+});
+
 test('completions.create with several prompts', async () => {
   const r = await client.completions.create({ model: 'tiny', prompt: ['One', 'Two'], max_tokens: 4, temperature: 0 });
   assert.equal(r.choices.length, 2);
