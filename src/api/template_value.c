@@ -14,6 +14,7 @@
 
 #include "api/template_int.h"
 #include "core/alloc.h"
+#include "core/utf8.h"
 
 /* ---- arena ------------------------------------------------------------- */
 
@@ -203,26 +204,7 @@ size_t tmpl_utf8_count(const char *p, size_t n)
 
 size_t tmpl_utf8_encode(uint32_t cp, char *out)
 {
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xC0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xE0 | (cp >> 12));
-        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
+    return kz_utf8_encode(cp, out);
 }
 
 int tmpl_is_space(uint32_t cp)

@@ -6,6 +6,7 @@
 #define KZ_UTF8_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 when the bytes at s
  * are not one (bad lead or continuation byte, overlong form, surrogate,
@@ -17,5 +18,9 @@ size_t kz_utf8_seq_len(const char *s, size_t len);
  * cut-short "E2 96" is one U+FFFD). New NUL-terminated buffer (kz_free),
  * length in *out_len; NULL on OOM. */
 char *kz_utf8_sanitize(const char *s, size_t len, size_t *out_len);
+
+/* Encodes code point cp (<= U+10FFFF) into out (4 bytes of room); returns
+ * the byte count. */
+size_t kz_utf8_encode(uint32_t cp, char *out);
 
 #endif

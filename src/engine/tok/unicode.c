@@ -9,6 +9,7 @@
 #include <utf8proc.h>
 
 #include "core/alloc.h"
+#include "core/utf8.h"
 #include "engine/tok/tok_int.h"
 
 /* White_Space from the UCD's PropList.txt. */
@@ -123,26 +124,7 @@ uint32_t kz_tok__utf8_decode(const char *s, size_t len, size_t *adv)
 
 size_t kz_tok__utf8_encode(uint32_t cp, char *out)
 {
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xC0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xE0 | (cp >> 12));
-        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
+    return kz_utf8_encode(cp, out);
 }
 
 kz_status kz_tok__to_cpts(const char *s, size_t len, uint32_t **cps, size_t *n)
