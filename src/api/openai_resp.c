@@ -57,10 +57,13 @@ static char *event(json_t *v)
     return ev;
 }
 
+/* The message and param can quote client bytes (a JSON parse error shows
+ * the offending text), which may not be UTF-8: both go through text_value. */
 static json_t *error_obj(const struct kz_api_error *e)
 {
-    return json_pack("{s:{s:s, s:s, s:o, s:o}}", "error", "message", e->message, "type", e->type ? e->type : "error",
-                     "param", e->param[0] ? json_string(e->param) : json_null(), "code",
+    return json_pack("{s:{s:o, s:s, s:o, s:o}}", "error", "message", text_value(e->message, strlen(e->message)),
+                     "type", e->type ? e->type : "error", "param",
+                     e->param[0] ? text_value(e->param, strlen(e->param)) : json_null(), "code",
                      e->code ? json_string(e->code) : json_null());
 }
 

@@ -190,6 +190,17 @@ static void responses(void)
     json_decref(j);
     kz_free(s);
 
+    /* a parse error quoting bytes that are not UTF-8 still gives a JSON error */
+    struct kz_api_request r;
+    T_EQ_INT(dec(KZ_API_CHAT, "{\"model\":\"m\",\"b\\\xca\x8f\":1}", &r, &e), KZ_EINVAL);
+    kz_api_request_free(&r);
+    s = kz_api_error_json(&e);
+    j = parse(s);
+    T_OK(j && strstr(json_string_value(json_object_get(json_object_get(j, "error"), "message")), "line 1") != NULL,
+         "error JSON despite invalid UTF-8 in the message");
+    json_decref(j);
+    kz_free(s);
+
     char id[64];
     kz_api_new_id("chatcmpl", id, sizeof id);
     T_OK(strncmp(id, "chatcmpl-", 9) == 0 && strlen(id) == 33, "id %s", id);
