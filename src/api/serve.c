@@ -519,6 +519,12 @@ static void handle_generate(struct server *s, struct kz_http_res *res, enum kz_a
                                .cb = on_sched_event};
     fill_sampling(&r, &job.sampling);
     int n_ctx = kz_sched_n_ctx(s->sched);
+    if (r.max_tokens > n_ctx) {
+        kz_api_fail(&e, 400, "invalid_request_error", NULL,
+                    json_object_get(r.root, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens",
+                    "max_tokens is %d; this model's context holds %d tokens", r.max_tokens, n_ctx);
+        goto fail;
+    }
     /* tokenize everything before submitting anything, so a bad input fails
      * the whole request without half of it running */
     int32_t *all_ids[MAX_PROMPTS] = {0};

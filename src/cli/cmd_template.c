@@ -18,7 +18,7 @@ int kz_cmd_template(int argc, char **argv);
 
 static const char help[] =
     "Usage: kyozon template (--file T.jinja | -m MODEL.gguf) --messages M.json\n"
-    "                       [--add-generation-prompt] [--bos TEXT] [--eos TEXT] [--now TIME]\n"
+    "                       [--add-generation-prompt] [--bos-token TEXT] [--eos-token TEXT] [--now TIME]\n"
     "\n"
     "Renders a chat template the way Hugging Face transformers renders\n"
     "tokenizer.chat_template, and prints the text exactly as rendered.\n"
@@ -31,8 +31,8 @@ static const char help[] =
     "                             all become template variables (messages, tools, ...);\n"
     "                             '-' reads standard input\n"
     "      --add-generation-prompt  end with the assistant's turn header\n"
-    "      --bos TEXT             bos_token (default: the model's, else undefined)\n"
-    "      --eos TEXT             eos_token (default: the model's, else undefined)\n"
+    "      --bos-token TEXT       bos_token (default: the model's, else undefined; --bos also works)\n"
+    "      --eos-token TEXT       eos_token (default: the model's, else undefined; --eos also works)\n"
     "      --now 'YYYY-MM-DD[ HH:MM:SS]'  the time strftime_now() formats\n"
     "                             (default: the local time now)\n"
     "  -h, --help                 show this help\n"
@@ -143,6 +143,7 @@ int kz_cmd_template(int argc, char **argv)
             gen_prompt = 1;
         } else if (!strcmp(a, "-f") || !strcmp(a, "--file") || !strcmp(a, "-m") || !strcmp(a, "--model") ||
                    !strcmp(a, "-M") || !strcmp(a, "--messages") || !strcmp(a, "--bos") || !strcmp(a, "--eos") ||
+                   !strcmp(a, "--bos-token") || !strcmp(a, "--eos-token") ||
                    !strcmp(a, "--now")) {
             if (kz_arg_need("template", a, val))
                 return 2;
@@ -153,9 +154,9 @@ int kz_cmd_template(int argc, char **argv)
                 model = val;
             else if (!strcmp(a, "-M") || !strcmp(a, "--messages"))
                 messages = val;
-            else if (!strcmp(a, "--bos"))
+            else if (!strcmp(a, "--bos") || !strcmp(a, "--bos-token"))
                 bos = val;
-            else if (!strcmp(a, "--eos"))
+            else if (!strcmp(a, "--eos") || !strcmp(a, "--eos-token"))
                 eos = val;
             else
                 now = val;

@@ -382,6 +382,8 @@ static void errors(void)
         {"POST", "/v1/chat/completions",
          "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"n\":2}", 400, "\"param\":\"n\""},
         {"POST", "/v1/completions", "{\"model\":\"tiny\",\"prompt\":\"x\",\"temperature\":-1}", 400, "temperature"},
+        {"POST", "/v1/completions", "{\"model\":\"tiny\",\"prompt\":\"x\",\"max_tokens\":100000}", 400,
+         "\"param\":\"max_tokens\""},
         {"GET", "/v1/nothing", NULL, 404, "unknown_url"},
         {"GET", "/v1/chat/completions", NULL, 405, "method_not_allowed"},
     };
