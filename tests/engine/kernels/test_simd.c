@@ -4,7 +4,8 @@
  *   - act_quantize: byte-identical to the reference quantizers;
  *   - gemm_rows / matvec_rows / dot_f32 for every weight type, on realistic
  *     (quantized from floats), random-byte and adversarial blocks, at 1, 2, 3
- *     and many blocks, n_tok in {1, 2, 3, 5, 8, 17}, a sub-range of rows,
+ *     and many blocks, n_tok in {1..8, 17}, row counts that are not multiples
+ *     of the micro tiles' 4 rows, a sub-range of rows,
  *     a padded out_stride, and pointers off the natural alignment;
  *   - rmsnorm, softmax, silu, swiglu at awkward lengths, in place too.
  * The integer parts of the quantized products are exact, so the tolerances
@@ -259,14 +260,14 @@ static void act_dequant(uint32_t at, const unsigned char *a, float *out, int col
     }
 }
 
-enum { ROWS = 5 };
+enum { ROWS = 7 }; /* 7 rows, or 6 from row 1: edge tiles of 3 and 2 rows */
 
 /* one (variant, type, weight mode, act mode, cols) case over all n_tok;
  * returns the number of mismatching outputs */
 static int gemm_case(const struct kz_kernels *k, uint32_t t, enum wmode wm, enum amode am, int cols,
                      double *worst)
 {
-    static const int ntoks[] = {1, 2, 3, 5, 8, 17};
+    static const int ntoks[] = {1, 2, 3, 4, 5, 6, 7, 8, 17};
     uint32_t at = k->act_type(t);
     size_t wrs = kz_dtype_row_size(t, cols), ars = kz_dtype_row_size(at, cols);
     /* weights and activations 2 (quantized) or 4 (f32) bytes past a 64-byte boundary */
@@ -283,7 +284,7 @@ static int gemm_case(const struct kz_kernels *k, uint32_t t, enum wmode wm, enum
     int64_t stride = ROWS + 3;
     float *got = kz_malloc(sizeof(float) * (size_t)stride * (size_t)maxtok);
     float *want = kz_malloc(sizeof(float) * (size_t)stride * (size_t)maxtok);
-    for (int ni = 0; ni < 6; ni++) {
+    for (int ni = 0; ni < (int)(sizeof ntoks / sizeof ntoks[0]); ni++) {
         int n_tok = ntoks[ni];
         int64_t r0 = n_tok % 2, r1 = ROWS; /* a sub-range on odd counts */
         for (int64_t i = 0; i < stride * maxtok; i++)

@@ -239,6 +239,207 @@ KZ_INLINE void leg_tile(const enum leg_kind kind, int64_t n, const void *w, cons
         out[t * ostride] = hsum_ps(_mm256_add_ps(acc0[t], acc1[t])) + (corr0[t] + corr1[t]);
 }
 
+// ---------------------------------------------------------------- register-blocked tiles (n_tok >= 2)
+
+/* With several activation rows the per-token tile above is compute-bound:
+ * every (row, token, block) pays for the block's scale work. Here a micro
+ * tile computes KZ_MR weight rows x KZ_NR activation rows at once, with all
+ * KZ_MR * KZ_NR float accumulators in registers, so each decoded weight
+ * block serves KZ_NR tokens and each loaded activation block KZ_MR rows.
+ * One vector holds KZ_VB consecutive 32-element blocks (2 in a zmm, 1 in a
+ * ymm); per (row, token) and vector the work is one integer dot product,
+ * one int -> float conversion, one scale product and one FMA.
+ *
+ * The weight codes enter the byte product unsigned: Q4_0 / Q5_0 codes are
+ * 0..15 / 0..31 with the bias B = 8 / 16 taken out in integers, as
+ * q.a - B * sum(a). With VNNI, Q8_0 codes become unsigned too (w + 128,
+ * B = 128), and the -B * sum(a) lanes of each activation vector are the
+ * starting value of the dot product, so the bias costs nothing per pair.
+ * Without VNNI (pmaddubsw saturates past 2 * 127 * 128), Q8_0 uses the
+ * sign trick |w| * (a with w's sign) instead. All integer sums are exact,
+ * so results differ from the reference only in float order. */
+#ifdef KZ_X86_ZMM
+typedef __m512i kvi;
+typedef __m512 kvf;
+#define KZ_VB 2 /* 32-element blocks per vector */
+#define KZ_MR 4 /* weight rows per micro tile */
+#define KZ_NR 4 /* activation rows per micro tile */
+KZ_INLINE kvi kv_join(__m256i lo, __m256i hi)
+{
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+KZ_INLINE kvf kv_joinf(__m256 lo, __m256 hi)
+{
+    return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
+}
+KZ_INLINE kvf kv_fzero(void) { return _mm512_setzero_ps(); }
+KZ_INLINE kvf kv_cvt(kvi v) { return _mm512_cvtepi32_ps(v); }
+KZ_INLINE kvf kv_mul(kvf a, kvf b) { return _mm512_mul_ps(a, b); }
+KZ_INLINE kvf kv_fma(kvf a, kvf b, kvf c) { return _mm512_fmadd_ps(a, b, c); }
+KZ_INLINE float kv_hsum(kvf v) { return hsum_ps(_mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1))); }
+#else
+typedef __m256i kvi;
+typedef __m256 kvf;
+#define KZ_VB 1
+#define KZ_MR 2 /* 16 ymm registers: 8 accumulators */
+#define KZ_NR 4
+KZ_INLINE kvi kv_join(__m256i lo, __m256i hi)
+{
+    (void)hi;
+    return lo;
+}
+KZ_INLINE kvf kv_joinf(__m256 lo, __m256 hi)
+{
+    (void)hi;
+    return lo;
+}
+KZ_INLINE kvf kv_fzero(void) { return _mm256_setzero_ps(); }
+KZ_INLINE kvf kv_cvt(kvi v) { return _mm256_cvtepi32_ps(v); }
+KZ_INLINE kvf kv_mul(kvf a, kvf b) { return _mm256_mul_ps(a, b); }
+KZ_INLINE kvf kv_fma(kvf a, kvf b, kvf c) { return _mm256_fmadd_ps(a, b, c); }
+KZ_INLINE float kv_hsum(kvf v) { return hsum_ps(v); }
+#endif
+
+/* the integer bias B of a kind's unsigned codes (Q8_0: with VNNI only) */
+KZ_INLINE int blk_bias(const enum leg_kind kind)
+{
+    return kind == L_Q4_0 ? 8 : kind == L_Q5_0 ? 16 : 128;
+}
+
+/* The f16 scale of weight block i (the first field of every legacy block). */
+KZ_INLINE uint16_t leg_half(const enum leg_kind kind, const void *w, int64_t i)
+{
+    switch (kind) {
+    case L_Q4_0: return ((const struct kz_block_q4_0 *)w)[i].d;
+    case L_Q5_0: return ((const struct kz_block_q5_0 *)w)[i].d;
+    case L_Q4_1: return ((const struct kz_block_q4_1 *)w)[i].d;
+    case L_Q5_1: return ((const struct kz_block_q5_1 *)w)[i].d;
+    case L_Q8_0:
+    default: return ((const struct kz_block_q8_0 *)w)[i].d;
+    }
+}
+
+/* Per activation row of a token tile, once per tile: ds[t * nb + i] = the
+ * scale of block i as f32. */
+static void blk_prep(const unsigned char *act, size_t astride, int nt, int64_t nb, float *ds)
+{
+    for (int t = 0; t < nt; t++, ds += nb) {
+        const struct kz_block_q8_0 *a = (const struct kz_block_q8_0 *)(act + t * astride);
+        for (int64_t i = 0; i < nb; i++)
+            ds[i] = h2f(a[i].d);
+    }
+}
+
+#ifdef KZ_X86_ZMM
+/* lanes 0..7 take element 0, lanes 8..15 element 1 */
+KZ_INLINE __m512i kv_spread_idx(void)
+{
+    return _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+}
+#endif
+
+/* Blocks i .. i + nblk - 1 (nblk <= KZ_VB; missing blocks are zero) of a
+ * weight row: codes ready for the product (q; for Q8_0 without VNNI, |w|
+ * in q and w itself in qs) and the block scales spread over their lanes. */
+KZ_INLINE void blk_row(const enum leg_kind kind, const void *w, int64_t i, const int nblk, kvi *q, kvi *qs, kvf *dw)
+{
+    float d, m;
+#ifdef KZ_X86_ZMM
+    __m256i c0 = leg_unpack(kind, w, i, &d, &m);
+    __m256i c1 = nblk > 1 ? leg_unpack(kind, w, i + 1, &d, &m) : _mm256_setzero_si256();
+    uint32_t hh = leg_half(kind, w, i) | (nblk > 1 ? (uint32_t)leg_half(kind, w, i + 1) << 16 : 0u);
+    __m128 d2 = _mm_cvtph_ps(_mm_cvtsi32_si128((int)hh));
+    *dw = _mm512_permutexvar_ps(kv_spread_idx(), _mm512_castps128_ps512(d2));
+    kvi v = kv_join(c0, c1);
+    *qs = v;
+    *q = kind == L_Q8_0 ? _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80)) : v;
+#else
+    (void)nblk;
+    kvi v = leg_unpack(kind, w, i, &d, &m);
+    *dw = _mm256_set1_ps(d);
+    *qs = v;
+    *q = kind == L_Q8_0 ? _mm256_sign_epi8(v, v) : v;
+#endif
+}
+
+/* The same blocks of an activation row (ds: its blk_prep row): codes,
+ * scales, and the bias term (VNNI: -B * sums of 4 codes as int32 lanes, so
+ * each lane of the product is the exact dot of its own 4 elements; AVX2:
+ * B * sums of code pairs as int16 lanes, unused for Q8_0). */
+KZ_INLINE void blk_act(const enum leg_kind kind, const unsigned char *act, const float *ds, int64_t i,
+                       const int nblk, kvi *a, kvf *da, kvi *bias)
+{
+    const struct kz_block_q8_0 *ab = (const struct kz_block_q8_0 *)act + i;
+#ifdef KZ_X86_ZMM
+    __m256i c0 = load256(ab[0].qs), c1 = nblk > 1 ? load256(ab[1].qs) : _mm256_setzero_si256();
+    *a = kv_join(c0, c1);
+    __m128 d2 = nblk > 1 ? _mm_castpd_ps(_mm_load_sd((const double *)(ds + i))) : _mm_load_ss(ds + i);
+    *da = _mm512_permutexvar_ps(kv_spread_idx(), _mm512_castps128_ps512(d2));
+    /* per lane, so every lane of the product is its own small exact sum */
+    __m512i bsum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8((char)blk_bias(kind)), *a);
+    *bias = _mm512_sub_epi32(_mm512_setzero_si512(), bsum);
+#else
+    (void)nblk;
+    *a = load256(ab[0].qs);
+    *da = _mm256_broadcast_ss(ds + i);
+    *bias = kind == L_Q8_0 ? _mm256_setzero_si256() : _mm256_maddubs_epi16(_mm256_set1_epi8((char)blk_bias(kind)), *a);
+#endif
+}
+
+/* exact integer q . a (bias removed) of one (row, token) pair, int32 lanes */
+KZ_INLINE kvi blk_dot(const enum leg_kind kind, kvi q, kvi qs, kvi a, kvi bias)
+{
+#ifdef KZ_X86_ZMM
+    (void)qs;
+    (void)kind;
+    return _mm512_dpbusd_epi32(bias, q, a);
+#else
+    const __m256i ones = _mm256_set1_epi16(1);
+    if (kind == L_Q8_0)
+        return _mm256_madd_epi16(_mm256_maddubs_epi16(q, _mm256_sign_epi8(a, qs)), ones);
+    /* q <= 31: pairs within +-7874, B * pairs of a within +-4064 */
+    return _mm256_madd_epi16(_mm256_sub_epi16(_mm256_maddubs_epi16(q, a), bias), ones);
+#endif
+}
+
+KZ_INLINE void blk_step(const enum leg_kind kind, const unsigned char *w, size_t wstride, const unsigned char *act,
+                        size_t astride, const float *ds, int64_t nb, int64_t i, const int nblk,
+                        kvf acc[KZ_MR][KZ_NR], const int mr, const int nr)
+{
+    kvi q[KZ_MR], qs[KZ_MR];
+    kvf dw[KZ_MR];
+    for (int r = 0; r < mr; r++)
+        blk_row(kind, w + (size_t)r * wstride, i, nblk, &q[r], &qs[r], &dw[r]);
+    for (int t = 0; t < nr; t++) {
+        kvi a, bias;
+        kvf da;
+        blk_act(kind, act + (size_t)t * astride, ds + t * nb, i, nblk, &a, &da, &bias);
+        for (int r = 0; r < mr; r++)
+            acc[r][t] = kv_fma(kv_cvt(blk_dot(kind, q[r], qs[r], a, bias)), kv_mul(dw[r], da), acc[r][t]);
+    }
+}
+
+/* mr weight rows (wstride bytes apart) x nr activation rows (astride bytes
+ * apart, blk_prep scales in ds) -> out[t * ostride + r] */
+KZ_INLINE void blk_tile(const enum leg_kind kind, int64_t n, const unsigned char *w, size_t wstride,
+                        const unsigned char *act, size_t astride, const float *ds, float *out, int64_t ostride,
+                        const int mr, const int nr)
+{
+    const int64_t nb = n / 32;
+    kvf acc[KZ_MR][KZ_NR];
+    for (int r = 0; r < mr; r++)
+        for (int t = 0; t < nr; t++)
+            acc[r][t] = kv_fzero();
+    int64_t i = 0;
+    for (; i + KZ_VB <= nb; i += KZ_VB)
+        blk_step(kind, w, wstride, act, astride, ds, nb, i, KZ_VB, acc, mr, nr);
+    if (KZ_VB > 1 && i < nb)
+        blk_step(kind, w, wstride, act, astride, ds, nb, i, 1, acc, mr, nr);
+    for (int r = 0; r < mr; r++)
+        for (int t = 0; t < nr; t++)
+            out[t * ostride + r] = kv_hsum(acc[r][t]);
+}
+
 // ---------------------------------------------------------------- K-quants (Q8_K activations)
 
 /* Pair-scale vectors for a super-block of 16 sub-blocks of 16: the 8 code
@@ -359,6 +560,117 @@ KZ_INLINE void q6k_tile(int64_t n, const void *w, const unsigned char *act, size
     for (int t = 0; t < nt; t++)
         out[t * ostride] = hsum_ps(acc[t]);
 }
+
+#ifdef KZ_X86_ZMM
+/* Register-blocked Q4_K / Q5_K for several activation rows (zmm only):
+ * KZ_KMR weight rows x KZ_KNR tokens. Per super-block, each 64-element
+ * step c holds sub-blocks 2c (low half) and 2c + 1 (high half); the codes
+ * times the activations go to int16 pairs (pmaddubsw, exact: codes <= 31)
+ * and are weighted by the sub-block scales straight into one int32
+ * accumulator per pair (vpdpwssd). Once per super-block the pair's sum and
+ * its min term (bsums . mins) go to float: (d * sumi - dmin * summ) * d_a. */
+#define KZ_KMR 2
+#define KZ_KNR 4
+
+KZ_INLINE void q4k_scales(const uint8_t *scales, __m128i *sc8, __m128i *m8)
+{
+    uint32_t u[3];
+    memcpy(u, scales, 12);
+    uint32_t sc_lo = u[0] & 0x3f3f3f3fu, m_lo = u[1] & 0x3f3f3f3fu;
+    uint32_t sc_hi = (u[2] & 0x0f0f0f0fu) | ((u[0] >> 6) & 0x03030303u) << 4;
+    uint32_t m_hi = ((u[2] >> 4) & 0x0f0f0f0fu) | ((u[1] >> 6) & 0x03030303u) << 4;
+    *sc8 = _mm_set_epi32(0, 0, (int)sc_hi, (int)sc_lo);
+    *m8 = _mm_set_epi32(0, 0, (int)m_hi, (int)m_lo);
+}
+
+KZ_INLINE void q4k_blk(int64_t n, const unsigned char *w, size_t wstride, const unsigned char *act, size_t astride,
+                       float *out, int64_t ostride, const int mr, const int nr, const int five)
+{
+    __m512 acc[KZ_KMR][KZ_KNR];
+    for (int r = 0; r < mr; r++)
+        for (int t = 0; t < nr; t++)
+            acc[r][t] = _mm512_setzero_ps();
+    const __m512i low4 = _mm512_set1_epi8(15);
+    for (int64_t i = 0; i < n / KZ_QK_K; i++) {
+        const uint8_t *scales[KZ_KMR], *qs[KZ_KMR], *qhp[KZ_KMR];
+        uint16_t hd[KZ_KMR], hm[KZ_KMR];
+        for (int r = 0; r < mr; r++) {
+            if (five) {
+                const struct kz_block_q5_k *b = (const struct kz_block_q5_k *)(w + (size_t)r * wstride) + i;
+                hd[r] = b->d, hm[r] = b->dmin, scales[r] = b->scales, qs[r] = b->qs, qhp[r] = b->qh;
+            } else {
+                const struct kz_block_q4_k *b = (const struct kz_block_q4_k *)(w + (size_t)r * wstride) + i;
+                hd[r] = b->d, hm[r] = b->dmin, scales[r] = b->scales, qs[r] = b->qs, qhp[r] = NULL;
+            }
+        }
+        __m128i sc16[KZ_KMR];
+        __m256i mins[KZ_KMR];
+        for (int r = 0; r < mr; r++) {
+            __m128i sc8, m8;
+            q4k_scales(scales[r], &sc8, &m8);
+            sc16[r] = _mm_cvtepu8_epi16(sc8);
+            mins[r] = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8)); /* m0 m0 m1 m1 ... */
+        }
+        __m512i isum[KZ_KMR][KZ_KNR];
+        for (int r = 0; r < mr; r++)
+            for (int t = 0; t < nr; t++)
+                isum[r][t] = _mm512_setzero_si512();
+        for (int c = 0; c < 4; c++) {
+            /* sub-block scales: sc[2c] over the low 16 int16 lanes, sc[2c + 1] over the high */
+            const __m512i pick = _mm512_add_epi16(_mm512_set1_epi16((short)(2 * c)),
+                                                  _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(1), 1));
+            __m512i q[KZ_KMR], f[KZ_KMR];
+            for (int r = 0; r < mr; r++) {
+                __m256i x = load256(qs[r] + 32 * c);
+                __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(x), _mm256_srli_epi16(x, 4), 1);
+                q[r] = _mm512_and_si512(v, low4);
+                if (five) { /* bit 4 of element l of sub-block s = bit s of qh[l] */
+                    __m512i qh = _mm512_broadcast_i64x4(load256(qhp[r]));
+                    __m512i bit = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << (2 * c))),
+                                                     _mm256_set1_epi8((char)(1 << (2 * c + 1))), 1);
+                    __mmask64 k = _mm512_test_epi8_mask(qh, bit);
+                    q[r] = _mm512_mask_add_epi8(q[r], k, q[r], _mm512_set1_epi8(16));
+                }
+                f[r] = _mm512_permutexvar_epi16(pick, _mm512_castsi128_si512(sc16[r]));
+            }
+            for (int t = 0; t < nr; t++) {
+                const struct kz_block_q8_k *a = (const struct kz_block_q8_k *)(act + (size_t)t * astride) + i;
+                __m512i av = _mm512_loadu_si512((const void *)(a->qs + 64 * c));
+                for (int r = 0; r < mr; r++)
+                    isum[r][t] = _mm512_dpwssd_epi32(isum[r][t], _mm512_maddubs_epi16(q[r], av), f[r]);
+            }
+        }
+        for (int r = 0; r < mr; r++) {
+            __m512 d = _mm512_set1_ps(h2f(hd[r])), dmin = _mm512_set1_ps(h2f(hm[r]));
+            for (int t = 0; t < nr; t++) {
+                const struct kz_block_q8_k *a = (const struct kz_block_q8_k *)(act + (size_t)t * astride) + i;
+                __m256i summ = _mm256_madd_epi16(load256(a->bsums), mins[r]);
+                __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(isum[r][t]), d);
+                v = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(_mm512_zextsi256_si512(summ)), dmin, v);
+                acc[r][t] = _mm512_fmadd_ps(v, _mm512_set1_ps(a->d), acc[r][t]);
+            }
+        }
+    }
+    for (int r = 0; r < mr; r++)
+        for (int t = 0; t < nr; t++)
+            out[t * ostride + r] = kv_hsum(acc[r][t]);
+}
+
+#define KZ_KBLK_CASE(m, k, five) \
+    case (m) * 8 + (k): q4k_blk(n, w, wstride, act, astride, out, ostride, m, k, five); break;
+#define KZ_KBLK(name, five)                                                                         \
+    static void name(int64_t n, const unsigned char *w, size_t wstride, const unsigned char *act,   \
+                     size_t astride, const float *ds, float *out, int64_t ostride, int mr, int nr)  \
+    {                                                                                               \
+        (void)ds;                                                                                   \
+        KZ_ASSERT(mr >= 1 && mr <= KZ_KMR && nr >= 1 && nr <= KZ_KNR);                              \
+        switch (mr * 8 + nr) {                                                                      \
+            KZ_KBLK_CASE(1, 1, five) KZ_KBLK_CASE(1, 2, five) KZ_KBLK_CASE(1, 3, five)              \
+            KZ_KBLK_CASE(1, 4, five) KZ_KBLK_CASE(2, 1, five) KZ_KBLK_CASE(2, 2, five)              \
+            KZ_KBLK_CASE(2, 3, five) KZ_KBLK_CASE(2, 4, five) default: break;                       \
+        }                                                                                           \
+    }
+#endif
 
 /* Q3_K (codes 0..7 unsigned, bias -4 via bsums, signed 6-bit scales) and
  * Q2_K (codes 0..3, 4-bit scale and min per 16). Same element order:
@@ -539,6 +851,57 @@ KZ_TILE(tile_f32, C_F32)
 KZ_TILE(tile_f16, C_F16)
 KZ_TILE(tile_bf16, C_BF16)
 
+/* The register-blocked tiles: one function per weight type, the edge shapes
+ * (rows % KZ_MR, tokens % KZ_NR) each compiled with constant bounds. */
+typedef void (*blk_fn)(int64_t n, const unsigned char *w, size_t wstride, const unsigned char *act,
+                       size_t astride, const float *ds, float *out, int64_t ostride, int mr, int nr);
+
+#define KZ_BLK_CASE(kind, m, k)                                                              \
+    case (m) * 8 + (k):                                                                      \
+        blk_tile(kind, n, w, wstride, act, astride, ds, out, ostride, (m) < KZ_MR ? (m) : KZ_MR, \
+                 (k) < KZ_NR ? (k) : KZ_NR);                                                 \
+        break;
+#define KZ_BLK_ROW(kind, m) \
+    KZ_BLK_CASE(kind, m, 1) KZ_BLK_CASE(kind, m, 2) KZ_BLK_CASE(kind, m, 3) KZ_BLK_CASE(kind, m, 4)
+#if KZ_MR == 4
+#define KZ_BLK_CASES(kind) KZ_BLK_ROW(kind, 1) KZ_BLK_ROW(kind, 2) KZ_BLK_ROW(kind, 3) KZ_BLK_ROW(kind, 4)
+#else
+#define KZ_BLK_CASES(kind) KZ_BLK_ROW(kind, 1) KZ_BLK_ROW(kind, 2)
+#endif
+#define KZ_BLK(name, kind)                                                                          \
+    static void name(int64_t n, const unsigned char *w, size_t wstride, const unsigned char *act,   \
+                     size_t astride, const float *ds, float *out, int64_t ostride,                  \
+                     int mr, int nr)                                                                \
+    {                                                                                               \
+        KZ_ASSERT(mr >= 1 && mr <= KZ_MR && nr >= 1 && nr <= KZ_NR);                                \
+        switch (mr * 8 + nr) { KZ_BLK_CASES(kind) default: break; }                                 \
+    }
+
+KZ_BLK(blk_q4_0, L_Q4_0)
+KZ_BLK(blk_q5_0, L_Q5_0)
+KZ_BLK(blk_q8_0, L_Q8_0)
+
+#ifdef KZ_X86_ZMM
+KZ_KBLK(blk_q4_k, 0)
+KZ_KBLK(blk_q5_k, 1)
+#endif
+
+/* The register-blocked tile for wtype and its shape (rows x tokens), or NULL. */
+static blk_fn blk_for(uint32_t wtype, enum leg_kind *kind, int *mr, int *nr)
+{
+    *mr = KZ_MR, *nr = KZ_NR;
+    switch (wtype) {
+    case KZ_DT_Q4_0: *kind = L_Q4_0; return blk_q4_0;
+    case KZ_DT_Q5_0: *kind = L_Q5_0; return blk_q5_0;
+    case KZ_DT_Q8_0: *kind = L_Q8_0; return blk_q8_0;
+#ifdef KZ_X86_ZMM
+    case KZ_DT_Q4_K: *mr = KZ_KMR, *nr = KZ_KNR; return blk_q4_k;
+    case KZ_DT_Q5_K: *mr = KZ_KMR, *nr = KZ_KNR; return blk_q5_k;
+#endif
+    default: return NULL;
+    }
+}
+
 static tile_fn tile_for(uint32_t wtype)
 {
     switch (wtype) {
@@ -658,14 +1021,38 @@ static void x_gemm_rows(uint32_t wtype, const void *w, int64_t cols, const void 
     }
     uint32_t at = x_act_type(wtype);
     int64_t nb = cols / 32;
-    if (at == KZ_DT_Q8_0 && nb > KZ_PREP_BLOCKS) {
-        kz_ref_q8_gemm_rows(wtype, w, cols, act, n_tok, out, out_stride, r0, r1);
-        return;
-    }
     size_t wrow = kz_dtype_row_size(wtype, cols);
     size_t arow = kz_dtype_row_size(at, cols);
     KZ_ASSERT(wrow > 0 && arow > 0);
     const unsigned char *wb = w, *ab = act;
+    enum leg_kind kind = L_Q8_0;
+    int mr_max, nr_max;
+    blk_fn blk = n_tok >= 2 && nb <= KZ_PREP_BLOCKS ? blk_for(wtype, &kind, &mr_max, &nr_max) : NULL;
+    if (blk) {
+        _Alignas(64) float ds[KZ_NR * KZ_PREP_BLOCKS];
+        /* chunks of rows stay in cache while the token tiles pass */
+        int64_t chunk = n_tok <= nr_max ? r1 - r0 : wrow >= KZ_CHUNK_BYTES ? mr_max : (int64_t)(KZ_CHUNK_BYTES / wrow);
+        chunk = chunk < mr_max ? mr_max : chunk - chunk % mr_max;
+        for (int64_t c0 = r0; c0 < r1; c0 += chunk) {
+            int64_t c1 = c0 + chunk < r1 ? c0 + chunk : r1;
+            for (int t0 = 0; t0 < n_tok; t0 += nr_max) {
+                int nr = n_tok - t0 < nr_max ? n_tok - t0 : nr_max;
+                const unsigned char *at_ = ab + (size_t)t0 * arow;
+                if (at == KZ_DT_Q8_0)
+                    blk_prep(at_, arow, nr, nb, ds);
+                for (int64_t r = c0; r < c1; r += mr_max) {
+                    int mr = c1 - r < mr_max ? (int)(c1 - r) : mr_max;
+                    blk(cols, wb + (size_t)r * wrow, wrow, at_, arow, ds,
+                        out + (size_t)t0 * (size_t)out_stride + r, out_stride, mr, nr);
+                }
+            }
+        }
+        return;
+    }
+    if (at == KZ_DT_Q8_0 && nb > KZ_PREP_BLOCKS) {
+        kz_ref_q8_gemm_rows(wtype, w, cols, act, n_tok, out, out_stride, r0, r1);
+        return;
+    }
     _Alignas(64) float prep[KZ_NT * 2 * KZ_PREP_BLOCKS];
     /* one tile of tokens: prepare it once and sweep all rows; more: sweep
      * chunks of rows that stay in cache while the tiles pass */
