@@ -348,6 +348,7 @@ static void attn_task(void *arg, int ith, int nth)
     size_t nkv = (size_t)c->n_head_kv * (size_t)hd, nq = (size_t)c->n_head * (size_t)hd;
     float scale = 1.0f / sqrtf((float)hd);
     float *s = j->w->scores + (size_t)ith * (size_t)j->w->n_ctx_max;
+    kz_dot_f32_fn dot = j->m->kernels->type_ops(KZ_DT_F32)->dot_f32;
     long u0, u1;
     kz_split_rows((long)j->n * c->n_head, ith, nth, &u0, &u1);
     for (long u = u0; u < u1; u++) {
@@ -360,10 +361,9 @@ static void attn_task(void *arg, int ith, int nth)
         size_t kvo = (size_t)(h / group) * (size_t)hd;
         float mx = -INFINITY;
         for (int p = 0; p < n; p++) {
-            const float *kr = kc + (size_t)p * nkv + kvo;
-            float d = 0.0f;
-            for (int i = 0; i < hd; i++)
-                d += q[i] * kr[i];
+            /* the table's f32 dot is vectorized; a plain loop is not, since
+             * reassociating a float sum needs -ffast-math */
+            float d = dot(hd, kc + (size_t)p * nkv + kvo, q);
             s[p] = d * scale;
             if (s[p] > mx)
                 mx = s[p];

@@ -36,6 +36,7 @@ struct slot {
     int n_fed;      /* prompt tokens already in the batch pipeline */
     int n_gen;
     int32_t next;   /* sampled token to feed in the next step */
+    int taken;      /* holds a job; changed only under mu (state is the scheduler thread's) */
 };
 
 struct kz_sched {
@@ -71,6 +72,7 @@ static void release(struct kz_sched *s, struct slot *sl)
     pthread_mutex_lock(&s->mu);
     sl->job = NULL;
     sl->state = SLOT_FREE;
+    sl->taken = 0;
     pthread_mutex_unlock(&s->mu);
     kz_free(jb->prompt);
     kz_free(jb);
@@ -106,6 +108,7 @@ static void admit(struct kz_sched *s)
             kz_sampler_accept(sl->smp, jb->prompt[k]);
         kz_ctx_reset(sl->ctx);
         sl->job = jb;
+        sl->taken = 1;
         sl->state = SLOT_PREFILL;
         sl->n_fed = 0;
         sl->n_gen = 0;
@@ -377,8 +380,12 @@ kz_status kz_sched_submit(struct kz_sched *s, const struct kz_sched_job *job, ui
     jb->prompt = p;
     jb->j.prompt = p;
     pthread_mutex_lock(&s->mu);
-    int free_slots = s->cfg.n_parallel - s->active;
-    if (s->stop || s->n_queued >= s->cfg.max_queue + (free_slots > 0 ? free_slots : 0)) {
+    /* slot states change under mu (admit, release), so this count is exact;
+     * the `active` statistic may lag a step behind */
+    int free_slots = 0;
+    for (int i = 0; i < s->cfg.n_parallel; i++)
+        free_slots += !s->slots[i].taken;
+    if (s->stop || s->n_queued >= s->cfg.max_queue + free_slots) {
         pthread_mutex_unlock(&s->mu);
         kz_free(p);
         kz_free(jb);
