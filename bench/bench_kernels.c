@@ -4,14 +4,15 @@
  *     (default 5632 x 2048, the TinyLlama FFN shape), reported as GB/s of
  *     weight bytes streamed. Several copies of the matrix are cycled so the
  *     working set (>= 256 MiB) is larger than any cache;
- *   - prefill: gemm_rows with 16 activation rows on one copy, reported as
- *     Gop/s (2 * rows * cols * n_tok / time);
+ *   - prefill: gemm_rows with 16 activation rows (--tok N: N rows, e.g. the
+ *     sequences of a decode batch) on one copy, reported as Gop/s
+ *     (2 * rows * cols * n_tok / time);
  *   - act_quantize: activation rows per second is noise next to these and
  *     is not reported.
  * Single thread; each figure is the median of the runs (default 7).
  *
  * Usage: bench_kernels [--rows R] [--cols C] [--runs N] [--variant NAME]
- *                      [--type NAME] [--no-prefill]
+ *                      [--type NAME] [--tok N] [--no-prefill]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,7 +59,7 @@ static const uint32_t types[] = {KZ_DT_Q4_0, KZ_DT_Q8_0, KZ_DT_Q4_K, KZ_DT_Q6_K,
 int main(int argc, char **argv)
 {
     int64_t rows = 5632, cols = 2048;
-    int runs = 7, prefill = 1;
+    int runs = 7, prefill = 1, ptok = 16;
     const char *only_variant = NULL, *only_type = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--rows") && i + 1 < argc)
@@ -71,27 +72,31 @@ int main(int argc, char **argv)
             only_variant = argv[++i];
         else if (!strcmp(argv[i], "--type") && i + 1 < argc)
             only_type = argv[++i];
+        else if (!strcmp(argv[i], "--tok") && i + 1 < argc)
+            ptok = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--no-prefill"))
             prefill = 0;
         else {
-            fprintf(stderr, "usage: %s [--rows R] [--cols C] [--runs N] [--variant NAME] [--type NAME] [--no-prefill]\n",
+            fprintf(stderr,
+                    "usage: %s [--rows R] [--cols C] [--runs N] [--variant NAME] [--type NAME] [--tok N] "
+                    "[--no-prefill]\n",
                     argv[0]);
             return 2;
         }
     }
-    if (cols % 256 != 0 || rows <= 0 || runs <= 0 || runs > 101) {
-        fprintf(stderr, "cols must be a multiple of 256, rows > 0, 1 <= runs <= 101\n");
+    if (cols % 256 != 0 || rows <= 0 || runs <= 0 || runs > 101 || ptok < 1 || ptok > 256) {
+        fprintf(stderr, "cols must be a multiple of 256, rows > 0, 1 <= runs <= 101, 1 <= tok <= 256\n");
         return 2;
     }
     const struct kz_kernels *variants[8];
     int nv = kz_kernels_list(variants, 8);
-    enum { PREFILL_TOK = 16 };
-    float *x = kz_malloc(sizeof(float) * (size_t)cols * PREFILL_TOK);
-    float *out = kz_malloc(sizeof(float) * (size_t)rows * PREFILL_TOK);
-    unsigned char *act = kz_malloc_aligned(sizeof(float) * (size_t)cols * PREFILL_TOK, 64);
-    for (int64_t i = 0; i < cols * PREFILL_TOK; i++)
+    const int n_pre = ptok;
+    float *x = kz_malloc(sizeof(float) * (size_t)cols * n_pre);
+    float *out = kz_malloc(sizeof(float) * (size_t)rows * n_pre);
+    unsigned char *act = kz_malloc_aligned(sizeof(float) * (size_t)cols * n_pre, 64);
+    for (int64_t i = 0; i < cols * n_pre; i++)
         x[i] = frand();
-    printf("%-6s %-7s %12s %14s\n", "type", "variant", "decode GB/s", "prefill Gop/s");
+    printf("%-6s %-7s %12s %11s%-3d\n", "type", "variant", "decode GB/s", "Gop/s tok=", n_pre);
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         uint32_t t = types[ti];
         if (only_type && kz_dtype_from_name(only_type) != (int)t)
@@ -116,7 +121,7 @@ int main(int argc, char **argv)
             if (only_variant && strcmp(only_variant, k->name) != 0)
                 continue;
             size_t ars = kz_dtype_row_size(k->act_type(t), cols);
-            for (int tk = 0; tk < PREFILL_TOK; tk++)
+            for (int tk = 0; tk < n_pre; tk++)
                 k->act_quantize(t, x + (size_t)tk * (size_t)cols, act + (size_t)tk * ars, cols);
             double times[101];
             int druns = k == &kz_kernels_ref && runs > 3 ? 3 : runs; /* ref is slow */
@@ -134,11 +139,11 @@ int main(int argc, char **argv)
                 int pruns = k == &kz_kernels_ref ? 1 : runs;
                 for (int r = -1; r < pruns; r++) {
                     double t0 = now();
-                    k->gemm_rows(t, w, cols, act, PREFILL_TOK, out, rows, 0, rows);
+                    k->gemm_rows(t, w, cols, act, n_pre, out, rows, 0, rows);
                     if (r >= 0)
                         times[r] = now() - t0;
                 }
-                gops = 2.0 * (double)rows * (double)cols * PREFILL_TOK / median(times, pruns) / 1e9;
+                gops = 2.0 * (double)rows * (double)cols * n_pre / median(times, pruns) / 1e9;
             }
             printf("%-6s %-7s %12.2f %14.1f\n", kz_dtype_name(t), k->name, gbs, gops);
             fflush(stdout);

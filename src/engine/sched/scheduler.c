@@ -80,12 +80,26 @@ static void release(struct kz_sched *s, struct slot *sl)
     sl->smp = NULL;
 }
 
+/* Ends the slot's job with a terminal event. The slot is released first,
+ * so a client woken by the event can count on the capacity being back. */
+static void terminate(struct kz_sched *s, struct slot *sl, struct kz_sched_event *ev)
+{
+    kz_sched_cb cb = sl->job->j.cb;
+    void *ud = sl->job->j.ud;
+    char msg[KZ_ERR_MSG_SIZE];
+    if (ev->error) { /* the message may live in the job being freed */
+        snprintf(msg, sizeof msg, "%s", ev->error);
+        ev->error = msg;
+    }
+    release(s, sl);
+    cb(ud, ev);
+}
+
 static void finish(struct kz_sched *s, struct slot *sl, const char *why)
 {
     struct kz_sched_event ev = {.type = KZ_SCHED_DONE, .finish = why, .n_prompt = sl->job->j.n_prompt,
                                 .n_gen = sl->n_gen};
-    sl->job->j.cb(sl->job->j.ud, &ev);
-    release(s, sl);
+    terminate(s, sl, &ev);
 }
 
 /* Moves queued jobs into free slots. Called with mu held. */
@@ -216,8 +230,7 @@ static void *loop(void *arg)
             if (sl->job->oom) {
                 struct kz_sched_event ev = {.type = KZ_SCHED_ERROR, .error = "out of memory",
                                             .n_prompt = sl->job->j.n_prompt};
-                sl->job->j.cb(sl->job->j.ud, &ev);
-                release(s, sl);
+                terminate(s, sl, &ev);
             } else if (atomic_load(&sl->job->cancelled)) {
                 finish(s, sl, "cancelled");
             }
@@ -236,8 +249,7 @@ static void *loop(void *arg)
                         continue;
                     struct kz_sched_event ev = {.type = KZ_SCHED_ERROR, .error = err.msg,
                                                 .n_prompt = sl->job->j.n_prompt, .n_gen = sl->n_gen};
-                    sl->job->j.cb(sl->job->j.ud, &ev);
-                    release(s, sl);
+                    terminate(s, sl, &ev);
                 }
                 n_prompt_tok = 0;
             } else {

@@ -8,7 +8,8 @@
  * Jobs enter through kz_sched_submit (any thread). Results come back through
  * the job's callback, called on the scheduler thread: zero or more TOKEN
  * events (or one EMBEDDING), then exactly one terminal event (DONE or
- * ERROR), after which the callback is never called again for that job. The
+ * ERROR), after which the callback is never called again for that job; by
+ * then the job's sequence slot is already free for the next submit. The
  * callback must be quick (copy and hand off, e.g. uv_async_send).
  */
 #ifndef KZ_SCHEDULER_H

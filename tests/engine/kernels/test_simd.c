@@ -3,10 +3,11 @@
  *   - dispatch: the list, lookup by name, KZ_KERNELS;
  *   - act_quantize: byte-identical to the reference quantizers;
  *   - gemm_rows / matvec_rows / dot_f32 for every weight type, on realistic
- *     (quantized from floats), random-byte and adversarial blocks, at 1, 2, 3
- *     and many blocks, n_tok in {1..8, 17}, row counts that are not multiples
- *     of the micro tiles' 4 rows, a sub-range of rows,
- *     a padded out_stride, and pointers off the natural alignment;
+ *     (quantized from floats), random-byte and adversarial blocks, at 1, 2, 3,
+ *     many and (quantized types) 32768 / block-size blocks, n_tok in
+ *     {1..8, 17}, 19 rows or 18 from row 1 (full and partial micro tiles of
+ *     2, 4 and 16 rows), a padded out_stride, and pointers off the natural
+ *     alignment;
  *   - rmsnorm, softmax, silu, swiglu at awkward lengths, in place too.
  * The integer parts of the quantized products are exact, so the tolerances
  * below only cover float accumulation order.
@@ -260,7 +261,7 @@ static void act_dequant(uint32_t at, const unsigned char *a, float *out, int col
     }
 }
 
-enum { ROWS = 7 }; /* 7 rows, or 6 from row 1: edge tiles of 3 and 2 rows */
+enum { ROWS = 19 }; /* 19 rows, or 18 from row 1: the SIMD micro tiles span 2, 4 or 16 rows */
 
 /* one (variant, type, weight mode, act mode, cols) case over all n_tok;
  * returns the number of mismatching outputs */
@@ -350,6 +351,11 @@ static void gemm_rows(void)
                         bad += gemm_case(k, t, (enum wmode)wm, (enum amode)am, sizes[si], &worst);
                         cases++;
                     }
+            if (!is_float_type(t)) { /* one wide row: 32768 columns, the widest the SIMD tiles take
+                                      * (17 tokens' block scales no longer fit their one-pass prep) */
+                bad += gemm_case(k, t, W_QUANTIZED, A_NORMAL, 32768, &worst);
+                cases++;
+            }
             T_OK(bad == 0, "%s %s: gemm_rows vs ref (%d cases, %d bad, worst rel err %.2g)", k->name,
                  kz_dtype_name(t), cases, bad, worst);
             printf("# %s %s: %d gemm cases, worst error / magnitude %.2g\n", k->name, kz_dtype_name(t), cases,

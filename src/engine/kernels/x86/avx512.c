@@ -6,7 +6,7 @@
  */
 #define KZ_X86_TABLE kz_kernels_avx512
 #define KZ_X86_NAME "avx512"
-#define KZ_X86_ZMM 1 /* register-blocked tiles on zmm, two blocks per vector */
+#define KZ_X86_ZMM 1 /* the micro tiles of x86_body.h on zmm with VNNI */
 #define KZ_X86_DOT_U8S8(u, s) _mm256_dpbusd_epi32(_mm256_setzero_si256(), (u), (s))
 
 #include "engine/kernels/x86/x86_body.h"

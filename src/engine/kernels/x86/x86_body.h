@@ -16,11 +16,16 @@
  *                       AVX-512 VNNI)
  *
  * Shape of the batched product (kernels.h): gemm_rows walks the weight rows
- * in chunks of about 64 KiB and, inside a chunk, tiles the activation rows
- * by KZ_NT; a tile function computes one weight row against nt <= KZ_NT
- * activation rows, unpacking each weight block once for all of them. With
- * one token this is a plain row loop; with many, each weight block is read
- * from memory once and decoded once per KZ_NT tokens.
+ * in chunks that stay in cache and, inside a chunk, tiles the activation
+ * rows. Several tokens go to register-blocked micro tiles (many weight rows
+ * x many tokens, all accumulators in registers: the row-lane tiles tr_*,
+ * the 4 x 4 blk_* and the K-quant tiles); one token, and the types without
+ * a micro tile, go to the one-row tile, which computes one weight row
+ * against nt <= KZ_NT activation rows, unpacking each weight block once for
+ * all of them. docs/internals/kernels.md describes each.
+ *
+ * avx512.c also defines KZ_X86_ZMM: the micro tiles then use zmm vectors
+ * and VNNI directly.
  *
  * Integer parts equal the reference (ref/dot_q8.c) exactly: the same codes
  * are multiplied and summed in int32, with no saturation possible under the
@@ -42,6 +47,7 @@
 #define KZ_INLINE static inline __attribute__((always_inline))
 
 enum { KZ_NT = 4 }; /* activation rows per tile */
+enum { KZ_CHUNK_BYTES = 64 * 1024 }; /* weight rows kept hot while the token tiles pass */
 
 /* a tile: one weight row w (n elements) against nt activation rows starting
  * at act, astride bytes apart; result t goes to out[t * ostride]. prep is
@@ -373,7 +379,7 @@ KZ_INLINE void blk_act(const enum leg_kind kind, const unsigned char *act, const
 #ifdef KZ_X86_ZMM
     __m256i c0 = load256(ab[0].qs), c1 = nblk > 1 ? load256(ab[1].qs) : _mm256_setzero_si256();
     *a = kv_join(c0, c1);
-    __m128 d2 = nblk > 1 ? _mm_castpd_ps(_mm_load_sd((const double *)(ds + i))) : _mm_load_ss(ds + i);
+    __m128 d2 = nblk > 1 ? _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(ds + i))) : _mm_load_ss(ds + i);
     *da = _mm512_permutexvar_ps(kv_spread_idx(), _mm512_castps128_ps512(d2));
     /* per lane, so every lane of the product is its own small exact sum */
     __m512i bsum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8((char)blk_bias(kind)), *a);
@@ -423,16 +429,21 @@ KZ_INLINE void blk_step(const enum leg_kind kind, const unsigned char *w, size_t
  * apart, blk_prep scales in ds) -> out[t * ostride + r] */
 KZ_INLINE void blk_tile(const enum leg_kind kind, int64_t n, const unsigned char *w, size_t wstride,
                         const unsigned char *act, size_t astride, const float *ds, float *out, int64_t ostride,
-                        const int mr, const int nr)
+                        const unsigned char *pf, const int mr, const int nr)
 {
     const int64_t nb = n / 32;
+    const size_t pf_step = (size_t)KZ_MR * (wstride / (size_t)nb) * KZ_VB; /* next tile's span per step */
     kvf acc[KZ_MR][KZ_NR];
     for (int r = 0; r < mr; r++)
         for (int t = 0; t < nr; t++)
             acc[r][t] = kv_fzero();
     int64_t i = 0;
-    for (; i + KZ_VB <= nb; i += KZ_VB)
+    for (; i + KZ_VB <= nb; i += KZ_VB) {
         blk_step(kind, w, wstride, act, astride, ds, nb, i, KZ_VB, acc, mr, nr);
+        if (pf)
+            for (size_t o = 0; o < pf_step; o += 64)
+                _mm_prefetch((const char *)pf + (size_t)(i / KZ_VB) * pf_step + o, _MM_HINT_T0);
+    }
     if (KZ_VB > 1 && i < nb)
         blk_step(kind, w, wstride, act, astride, ds, nb, i, 1, acc, mr, nr);
     for (int r = 0; r < mr; r++)
@@ -562,6 +573,218 @@ KZ_INLINE void q6k_tile(int64_t n, const void *w, const unsigned char *act, size
 }
 
 #ifdef KZ_X86_ZMM
+/* Row-lane tiles for Q8_0 and Q4_0 (zmm only): lane l of every vector
+ * belongs to weight row r0 + l, 16 rows at a time. Per block, the 16 rows'
+ * codes are transposed in registers into 8 vectors G[k] holding bytes
+ * 4k..4k+3 of each row (unsigned: Q4_0 codes, Q8_0 codes + 128), then for
+ * each token 8 vpdpbusd against its bytes 4k..4k+3 broadcast from memory
+ * give the 16 rows' exact block dot products in one int32 vector (started
+ * at the token's -B * sum(a), so the bias is gone too). The block scales
+ * then cost one conversion, one product and one FMA per 16 rows and token,
+ * the transposition is paid once per block for all tokens of the tile, and
+ * the 16 results of a token are one store. */
+#define KZ_TR_ROWS 16
+#define KZ_TR_TOK 16 /* tokens per tile: one accumulator each */
+/* Fewest tokens that take this path: one for Q4_0 (its unpacking is then
+ * still cheaper than the one-row tile's), two for Q8_0 (the one-row tile
+ * streams a single token faster). */
+#define KZ_TR_MIN_TOK(wtype) ((wtype) == KZ_DT_Q4_0 ? 1 : 2)
+
+/* ds[t * nb + i] = scale of block i of token t, bs[...] = -B * sum of its codes */
+static void tr_prep(int bias, const unsigned char *act, size_t astride, int nt, int64_t nb, float *ds, int32_t *bs)
+{
+    const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+    for (int t = 0; t < nt; t++, ds += nb, bs += nb) {
+        const struct kz_block_q8_0 *a = (const struct kz_block_q8_0 *)(act + t * astride);
+        for (int64_t i = 0; i < nb; i++) {
+            ds[i] = h2f(a[i].d);
+            __m256i v = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, load256(a[i].qs)), ones16);
+            __m128i h = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+            h = _mm_add_epi32(h, _mm_unpackhi_epi64(h, h));
+            h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 1));
+            bs[i] = -bias * _mm_cvtsi128_si32(h);
+        }
+    }
+}
+
+/* 4 x 4 transpose of dwords inside each 128-bit chunk: chunk L of out[m]
+ * = dword m of chunk L of in[0], in[1], in[2], in[3] */
+KZ_INLINE void tr4x4(__m512i in[4], __m512i out[4])
+{
+    __m512i a = _mm512_unpacklo_epi32(in[0], in[1]), b = _mm512_unpackhi_epi32(in[0], in[1]);
+    __m512i c = _mm512_unpacklo_epi32(in[2], in[3]), d = _mm512_unpackhi_epi32(in[2], in[3]);
+    out[0] = _mm512_unpacklo_epi64(a, c);
+    out[1] = _mm512_unpackhi_epi64(a, c);
+    out[2] = _mm512_unpacklo_epi64(b, d);
+    out[3] = _mm512_unpackhi_epi64(b, d);
+}
+
+KZ_INLINE __m512i load4x128(const uint8_t *p0, const uint8_t *p1, const uint8_t *p2, const uint8_t *p3)
+{
+    __m512i v = _mm512_castsi128_si512(load128(p0));
+    v = _mm512_inserti32x4(v, load128(p1), 1);
+    v = _mm512_inserti32x4(v, load128(p2), 2);
+    return _mm512_inserti32x4(v, load128(p3), 3);
+}
+
+/* Block i of 16 rows (row[l], l < 16) as G[k] (lane l = bytes 4k..4k+3 of
+ * row l's codes, unsigned) and their scales. */
+KZ_INLINE void tr_block(const enum leg_kind kind, const unsigned char *const row[KZ_TR_ROWS], __m512i offs, int64_t i,
+                        __m512i G[8], __m512 *dw)
+{
+    __m512i z[4], t[4];
+    if (kind == L_Q4_0) {
+        const struct kz_block_q4_0 *b[KZ_TR_ROWS];
+        for (int l = 0; l < KZ_TR_ROWS; l++)
+            b[l] = (const struct kz_block_q4_0 *)row[l] + i;
+        /* z[j] chunk L = row 4L + j, so chunk L of t[m] is rows 4L..4L+3 */
+        for (int j = 0; j < 4; j++)
+            z[j] = load4x128(b[j]->qs, b[4 + j]->qs, b[8 + j]->qs, b[12 + j]->qs);
+        tr4x4(z, t);
+        const __m512i low4 = _mm512_set1_epi8(15);
+        for (int m = 0; m < 4; m++) {
+            G[m] = _mm512_and_si512(t[m], low4);                         /* elements 4m .. 4m+3 */
+            G[4 + m] = _mm512_and_si512(_mm512_srli_epi16(t[m], 4), low4); /* 16 + 4m .. */
+        }
+    } else {
+        const struct kz_block_q8_0 *b[KZ_TR_ROWS];
+        for (int l = 0; l < KZ_TR_ROWS; l++)
+            b[l] = (const struct kz_block_q8_0 *)row[l] + i;
+        const __m512i flip = _mm512_set1_epi8((char)0x80);
+        for (int half = 0; half < 2; half++) {
+            /* rows 8 half .. 8 half + 7: z[j] = [row j | row 4 + j] (32 bytes each) */
+            const int r = 8 * half;
+            for (int j = 0; j < 4; j++)
+                z[j] = _mm512_inserti64x4(_mm512_castsi256_si512(load256(b[r + j]->qs)), load256(b[r + 4 + j]->qs), 1);
+            /* chunks of t[m]: rows r..r+3 dword m, rows r..r+3 dword 4+m, rows r+4..r+7 dword m, ... 4+m */
+            tr4x4(z, t);
+            for (int m = 0; m < 4; m++) {
+                if (half == 0) {
+                    G[m] = t[m];
+                    G[4 + m] = t[m];
+                } else { /* chunks 0, 2 of the first half and 0, 2 of this one; then 1, 3 */
+                    G[m] = _mm512_xor_si512(_mm512_shuffle_i32x4(G[m], t[m], 0x88), flip);
+                    G[4 + m] = _mm512_xor_si512(_mm512_shuffle_i32x4(G[4 + m], t[m], 0xdd), flip);
+                }
+            }
+        }
+    }
+    /* the 16 f16 scales: one gather of the dwords at the blocks' starts (the
+     * scale and the first code bytes), truncated to their low halves */
+    const size_t bsize = kind == L_Q4_0 ? sizeof(struct kz_block_q4_0) : sizeof(struct kz_block_q8_0);
+    __m512i hd = _mm512_i32gather_epi32(offs, (const void *)(row[0] + (size_t)i * bsize), 1);
+    *dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(hd));
+}
+
+/* rows row[0..15] (the ones past mr repeat row 0; their lanes are not
+ * stored) x nt tokens -> out[t * ostride + l], l < mr. The 16 rows are one
+ * contiguous span of memory, read as 16 interleaved streams, which the
+ * hardware prefetchers follow poorly: so while a tile runs, it prefetches
+ * the next tile's span (pf, 16 rows or NULL), one block's worth per block. */
+KZ_INLINE void tr_tile(const enum leg_kind kind, int64_t n, const unsigned char *w, size_t wstride, int mr,
+                       const unsigned char *act, size_t astride, const float *ds, const int32_t *bs, float *out,
+                       int64_t ostride, const unsigned char *pf, const int nt)
+{
+    const size_t bsize = kind == L_Q4_0 ? sizeof(struct kz_block_q4_0) : sizeof(struct kz_block_q8_0);
+    const size_t pf_step = KZ_TR_ROWS * bsize;
+    const int64_t nb = n / 32;
+    const unsigned char *row[KZ_TR_ROWS];
+    int32_t off[KZ_TR_ROWS];
+    for (int l = 0; l < KZ_TR_ROWS; l++) {
+        off[l] = l < mr ? (int32_t)((size_t)l * wstride) : 0;
+        row[l] = w + off[l];
+    }
+    const __m512i offs = _mm512_loadu_si512((const void *)off);
+    __m512 acc[KZ_TR_TOK];
+    for (int t = 0; t < nt; t++)
+        acc[t] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        __m512i G[8];
+        __m512 dw;
+        tr_block(kind, row, offs, i, G, &dw);
+        if (pf)
+            for (size_t o = 0; o < pf_step; o += 64)
+                _mm_prefetch((const char *)pf + (size_t)i * pf_step + o, _MM_HINT_T0);
+        for (int t = 0; t < nt; t++) {
+            const struct kz_block_q8_0 *a = (const struct kz_block_q8_0 *)(act + (size_t)t * astride) + i;
+            __m512i s = _mm512_set1_epi32(bs[t * nb + i]);
+            for (int k = 0; k < 8; k++) {
+                int32_t g;
+                memcpy(&g, a->qs + 4 * k, 4);
+                s = _mm512_dpbusd_epi32(s, G[k], _mm512_set1_epi32(g));
+            }
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(ds[t * nb + i])), acc[t]);
+        }
+    }
+    const __mmask16 keep = (__mmask16)((1u << mr) - 1);
+    for (int t = 0; t < nt; t++)
+        _mm512_mask_storeu_ps(out + t * ostride, keep, acc[t]);
+}
+
+#define KZ_TR_CASE(kind, k) \
+    case k: tr_tile(kind, n, w, wstride, mr, act, astride, ds, bs, out, ostride, pf, k); break;
+#define KZ_TR(name, kind)                                                                            \
+    static void name(int64_t n, const unsigned char *w, size_t wstride, int mr, const unsigned char *act, \
+                     size_t astride, const float *ds, const int32_t *bs, float *out, int64_t ostride,      \
+                     const unsigned char *pf, int nt)                                                  \
+    {                                                                                                \
+        KZ_ASSERT(mr >= 1 && mr <= KZ_TR_ROWS && nt >= 1 && nt <= KZ_TR_TOK);                        \
+        switch (nt) {                                                                                \
+            KZ_TR_CASE(kind, 1) KZ_TR_CASE(kind, 2) KZ_TR_CASE(kind, 3) KZ_TR_CASE(kind, 4)          \
+            KZ_TR_CASE(kind, 5) KZ_TR_CASE(kind, 6) KZ_TR_CASE(kind, 7) KZ_TR_CASE(kind, 8)          \
+            KZ_TR_CASE(kind, 9) KZ_TR_CASE(kind, 10) KZ_TR_CASE(kind, 11) KZ_TR_CASE(kind, 12)       \
+            KZ_TR_CASE(kind, 13) KZ_TR_CASE(kind, 14) KZ_TR_CASE(kind, 15) KZ_TR_CASE(kind, 16)      \
+        default: break;                                                                              \
+        }                                                                                            \
+    }
+KZ_TR(tr_q4_0, L_Q4_0)
+KZ_TR(tr_q8_0, L_Q8_0)
+
+typedef void (*tr_fn)(int64_t n, const unsigned char *w, size_t wstride, int mr, const unsigned char *act,
+                      size_t astride, const float *ds, const int32_t *bs, float *out, int64_t ostride,
+                      const unsigned char *pf, int nt);
+
+/* W rows [r0, r1) x n_tok Q8_0 activation rows with tr tiles; kept out of
+ * x_gemm_rows so its prep buffers are not on the stack of the other paths.
+ * Rows go in chunks that stay in L2 while the token tiles pass; the tokens'
+ * prep is done once when it fits (else once per tile and chunk). */
+enum { KZ_TR_PREP = 16 * KZ_PREP_BLOCKS, KZ_TR_CHUNK_BYTES = 256 * 1024 };
+
+static __attribute__((noinline)) void tr_gemm_rows(tr_fn tile, int bias, int64_t cols, const unsigned char *w,
+                                                   size_t wrow, const unsigned char *act, size_t arow, int n_tok,
+                                                   float *out, int64_t out_stride, int64_t r0, int64_t r1)
+{
+    const int64_t nb = cols / 32;
+    _Alignas(64) float ds[KZ_TR_PREP];
+    _Alignas(64) int32_t bs[KZ_TR_PREP];
+    KZ_ASSERT(nb <= KZ_PREP_BLOCKS && wrow * (KZ_TR_ROWS - 1) <= INT32_MAX); /* prep room, gather offsets */
+    const int once = n_tok * nb <= KZ_TR_PREP;
+    if (once)
+        tr_prep(bias, act, arow, n_tok, nb, ds, bs);
+    int64_t chunk = n_tok <= KZ_TR_TOK ? r1 - r0 : (int64_t)(KZ_TR_CHUNK_BYTES / wrow);
+    chunk = chunk < KZ_TR_ROWS ? KZ_TR_ROWS : chunk - chunk % KZ_TR_ROWS;
+    for (int64_t c0 = r0; c0 < r1; c0 += chunk) {
+        int64_t c1 = c0 + chunk < r1 ? c0 + chunk : r1;
+        for (int t0 = 0; t0 < n_tok; t0 += KZ_TR_TOK) {
+            int nt = n_tok - t0 < KZ_TR_TOK ? n_tok - t0 : KZ_TR_TOK;
+            const unsigned char *at = act + (size_t)t0 * arow;
+            size_t p0 = once ? (size_t)t0 * (size_t)nb : 0;
+            if (!once)
+                tr_prep(bias, at, arow, nt, nb, ds, bs);
+            for (int64_t r = c0; r < c1; r += KZ_TR_ROWS) {
+                int mr = c1 - r < KZ_TR_ROWS ? (int)(c1 - r) : KZ_TR_ROWS;
+                /* the next tile: the next 16 rows, or back to this chunk's first ones for the next tokens */
+                int64_t nx = r + 2 * KZ_TR_ROWS <= c1 ? r + KZ_TR_ROWS : t0 + KZ_TR_TOK < n_tok ? c0 : -1;
+                const unsigned char *pf = nx >= 0 ? w + (size_t)nx * wrow : NULL;
+                tile(cols, w + (size_t)r * wrow, wrow, mr, at, arow, ds + p0, bs + p0,
+                     out + (size_t)t0 * (size_t)out_stride + r, out_stride, pf, nt);
+            }
+        }
+    }
+}
+#endif
+
+#ifdef KZ_X86_ZMM
 /* Register-blocked Q4_K / Q5_K for several activation rows (zmm only):
  * KZ_KMR weight rows x KZ_KNR tokens. Per super-block, each 64-element
  * step c holds sub-blocks 2c (low half) and 2c + 1 (high half); the codes
@@ -584,14 +807,18 @@ KZ_INLINE void q4k_scales(const uint8_t *scales, __m128i *sc8, __m128i *m8)
 }
 
 KZ_INLINE void q4k_blk(int64_t n, const unsigned char *w, size_t wstride, const unsigned char *act, size_t astride,
-                       float *out, int64_t ostride, const int mr, const int nr, const int five)
+                       float *out, int64_t ostride, const unsigned char *pf, const int mr, const int nr, const int five)
 {
     __m512 acc[KZ_KMR][KZ_KNR];
     for (int r = 0; r < mr; r++)
         for (int t = 0; t < nr; t++)
             acc[r][t] = _mm512_setzero_ps();
     const __m512i low4 = _mm512_set1_epi8(15);
+    const size_t pf_step = (size_t)KZ_KMR * (wstride / (size_t)(n / KZ_QK_K)); /* next tile's span per block */
     for (int64_t i = 0; i < n / KZ_QK_K; i++) {
+        if (pf)
+            for (size_t o = 0; o < pf_step; o += 64)
+                _mm_prefetch((const char *)pf + (size_t)i * pf_step + o, _MM_HINT_T0);
         const uint8_t *scales[KZ_KMR], *qs[KZ_KMR], *qhp[KZ_KMR];
         uint16_t hd[KZ_KMR], hm[KZ_KMR];
         for (int r = 0; r < mr; r++) {
@@ -656,18 +883,89 @@ KZ_INLINE void q4k_blk(int64_t n, const unsigned char *w, size_t wstride, const 
             out[t * ostride + r] = kv_hsum(acc[r][t]);
 }
 
-#define KZ_KBLK_CASE(m, k, five) \
-    case (m) * 8 + (k): q4k_blk(n, w, wstride, act, astride, out, ostride, m, k, five); break;
-#define KZ_KBLK(name, five)                                                                         \
+/* Q6_K the same way: codes 0..63 (pairs exact in int16), signed 8-bit
+ * scales per 16 elements (a step of 64 covers four), and the code bias -32
+ * taken out in integers as 32 * (bsums . scales) once per super-block. */
+KZ_INLINE void q6k_blk(int64_t n, const unsigned char *w, size_t wstride, const unsigned char *act, size_t astride,
+                       float *out, int64_t ostride, const unsigned char *pf, const int mr, const int nr)
+{
+    __m512 acc[KZ_KMR][KZ_KNR];
+    for (int r = 0; r < mr; r++)
+        for (int t = 0; t < nr; t++)
+            acc[r][t] = _mm512_setzero_ps();
+    const __m512i low4 = _mm512_set1_epi8(15), low2 = _mm512_set1_epi8(3);
+    /* qh bit pairs: per 256-bit half, shift counts 0 | 2 (steps 2h) and 4 | 6 (steps 2h + 1) */
+    const __m512i sh_lo = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+    const __m512i sh_hi = _mm512_add_epi16(sh_lo, _mm512_set1_epi16(4));
+    const size_t pf_step = (size_t)KZ_KMR * (wstride / (size_t)(n / KZ_QK_K));
+    for (int64_t i = 0; i < n / KZ_QK_K; i++) {
+        if (pf)
+            for (size_t o = 0; o < pf_step; o += 64)
+                _mm_prefetch((const char *)pf + (size_t)i * pf_step + o, _MM_HINT_T0);
+        const struct kz_block_q6_k *b[KZ_KMR];
+        __m512i sc16[KZ_KMR];
+        for (int r = 0; r < mr; r++) {
+            b[r] = (const struct kz_block_q6_k *)(w + (size_t)r * wstride) + i;
+            sc16[r] = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(load128(b[r]->scales)));
+        }
+        __m512i isum[KZ_KMR][KZ_KNR];
+        for (int r = 0; r < mr; r++)
+            for (int t = 0; t < nr; t++)
+                isum[r][t] = _mm512_setzero_si512();
+        for (int c = 0; c < 4; c++) {
+            const int h = c / 2, j = c % 2;
+            /* int16 lane k (elements 2k, 2k+1 of the step) takes scale 4c + k/8 */
+            const __m512i pick = _mm512_add_epi16(_mm512_set1_epi16((short)(4 * c)),
+                                                  _mm512_srli_epi16(_mm512_setr_epi32(
+                                                      0x00010000, 0x00030002, 0x00050004, 0x00070006,
+                                                      0x00090008, 0x000b000a, 0x000d000c, 0x000f000e,
+                                                      0x00110010, 0x00130012, 0x00150014, 0x00170016,
+                                                      0x00190018, 0x001b001a, 0x001d001c, 0x001f001e), 3));
+            __m512i q[KZ_KMR], f[KZ_KMR];
+            for (int r = 0; r < mr; r++) {
+                __m512i l = _mm512_loadu_si512((const void *)(b[r]->ql + 64 * h));
+                __m512i qh = _mm512_broadcast_i64x4(load256(b[r]->qh + 32 * h));
+                __m512i hi = _mm512_and_si512(_mm512_srlv_epi16(qh, j ? sh_hi : sh_lo), low2);
+                __m512i lo = _mm512_and_si512(j ? _mm512_srli_epi16(l, 4) : l, low4);
+                q[r] = _mm512_or_si512(lo, _mm512_slli_epi16(hi, 4));
+                f[r] = _mm512_permutexvar_epi16(pick, sc16[r]);
+            }
+            for (int t = 0; t < nr; t++) {
+                const struct kz_block_q8_k *a = (const struct kz_block_q8_k *)(act + (size_t)t * astride) + i;
+                __m512i av = _mm512_loadu_si512((const void *)(a->qs + 64 * c));
+                for (int r = 0; r < mr; r++)
+                    isum[r][t] = _mm512_dpwssd_epi32(isum[r][t], _mm512_maddubs_epi16(q[r], av), f[r]);
+            }
+        }
+        for (int r = 0; r < mr; r++) {
+            __m512 d = _mm512_set1_ps(h2f(b[r]->d));
+            for (int t = 0; t < nr; t++) {
+                const struct kz_block_q8_k *a = (const struct kz_block_q8_k *)(act + (size_t)t * astride) + i;
+                __m256i bias = _mm256_slli_epi32(
+                    _mm256_madd_epi16(load256(a->bsums), _mm512_castsi512_si256(sc16[r])), 5);
+                __m512i v = _mm512_sub_epi32(isum[r][t], _mm512_zextsi256_si512(bias));
+                acc[r][t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(v), d), _mm512_set1_ps(a->d), acc[r][t]);
+            }
+        }
+    }
+    for (int r = 0; r < mr; r++)
+        for (int t = 0; t < nr; t++)
+            out[t * ostride + r] = kv_hsum(acc[r][t]);
+}
+
+#define KZ_KBLK_CASE(m, k, call) \
+    case (m) * 8 + (k): call(m, k); break;
+#define KZ_KBLK(name, call)                                                                         \
     static void name(int64_t n, const unsigned char *w, size_t wstride, const unsigned char *act,   \
-                     size_t astride, const float *ds, float *out, int64_t ostride, int mr, int nr)  \
+                     size_t astride, const float *ds, float *out, int64_t ostride,                  \
+                     const unsigned char *pf, int mr, int nr)                                       \
     {                                                                                               \
         (void)ds;                                                                                   \
         KZ_ASSERT(mr >= 1 && mr <= KZ_KMR && nr >= 1 && nr <= KZ_KNR);                              \
         switch (mr * 8 + nr) {                                                                      \
-            KZ_KBLK_CASE(1, 1, five) KZ_KBLK_CASE(1, 2, five) KZ_KBLK_CASE(1, 3, five)              \
-            KZ_KBLK_CASE(1, 4, five) KZ_KBLK_CASE(2, 1, five) KZ_KBLK_CASE(2, 2, five)              \
-            KZ_KBLK_CASE(2, 3, five) KZ_KBLK_CASE(2, 4, five) default: break;                       \
+            KZ_KBLK_CASE(1, 1, call) KZ_KBLK_CASE(1, 2, call) KZ_KBLK_CASE(1, 3, call)              \
+            KZ_KBLK_CASE(1, 4, call) KZ_KBLK_CASE(2, 1, call) KZ_KBLK_CASE(2, 2, call)              \
+            KZ_KBLK_CASE(2, 3, call) KZ_KBLK_CASE(2, 4, call) default: break;                       \
         }                                                                                           \
     }
 #endif
@@ -854,11 +1152,12 @@ KZ_TILE(tile_bf16, C_BF16)
 /* The register-blocked tiles: one function per weight type, the edge shapes
  * (rows % KZ_MR, tokens % KZ_NR) each compiled with constant bounds. */
 typedef void (*blk_fn)(int64_t n, const unsigned char *w, size_t wstride, const unsigned char *act,
-                       size_t astride, const float *ds, float *out, int64_t ostride, int mr, int nr);
+                       size_t astride, const float *ds, float *out, int64_t ostride, const unsigned char *pf,
+                       int mr, int nr);
 
 #define KZ_BLK_CASE(kind, m, k)                                                              \
     case (m) * 8 + (k):                                                                      \
-        blk_tile(kind, n, w, wstride, act, astride, ds, out, ostride, (m) < KZ_MR ? (m) : KZ_MR, \
+        blk_tile(kind, n, w, wstride, act, astride, ds, out, ostride, pf, (m) < KZ_MR ? (m) : KZ_MR, \
                  (k) < KZ_NR ? (k) : KZ_NR);                                                 \
         break;
 #define KZ_BLK_ROW(kind, m) \
@@ -871,7 +1170,7 @@ typedef void (*blk_fn)(int64_t n, const unsigned char *w, size_t wstride, const 
 #define KZ_BLK(name, kind)                                                                          \
     static void name(int64_t n, const unsigned char *w, size_t wstride, const unsigned char *act,   \
                      size_t astride, const float *ds, float *out, int64_t ostride,                  \
-                     int mr, int nr)                                                                \
+                     const unsigned char *pf, int mr, int nr)                                       \
     {                                                                                               \
         KZ_ASSERT(mr >= 1 && mr <= KZ_MR && nr >= 1 && nr <= KZ_NR);                                \
         switch (mr * 8 + nr) { KZ_BLK_CASES(kind) default: break; }                                 \
@@ -882,8 +1181,12 @@ KZ_BLK(blk_q5_0, L_Q5_0)
 KZ_BLK(blk_q8_0, L_Q8_0)
 
 #ifdef KZ_X86_ZMM
-KZ_KBLK(blk_q4_k, 0)
-KZ_KBLK(blk_q5_k, 1)
+#define K_Q4_K(m, k) q4k_blk(n, w, wstride, act, astride, out, ostride, pf, m, k, 0)
+#define K_Q5_K(m, k) q4k_blk(n, w, wstride, act, astride, out, ostride, pf, m, k, 1)
+#define K_Q6_K(m, k) q6k_blk(n, w, wstride, act, astride, out, ostride, pf, m, k)
+KZ_KBLK(blk_q4_k, K_Q4_K)
+KZ_KBLK(blk_q5_k, K_Q5_K)
+KZ_KBLK(blk_q6_k, K_Q6_K)
 #endif
 
 /* The register-blocked tile for wtype and its shape (rows x tokens), or NULL. */
@@ -897,6 +1200,7 @@ static blk_fn blk_for(uint32_t wtype, enum leg_kind *kind, int *mr, int *nr)
 #ifdef KZ_X86_ZMM
     case KZ_DT_Q4_K: *mr = KZ_KMR, *nr = KZ_KNR; return blk_q4_k;
     case KZ_DT_Q5_K: *mr = KZ_KMR, *nr = KZ_KNR; return blk_q5_k;
+    case KZ_DT_Q6_K: *mr = KZ_KMR, *nr = KZ_KNR; return blk_q6_k;
 #endif
     default: return NULL;
     }
@@ -1008,7 +1312,6 @@ static void x_act_quantize(uint32_t wtype, const float *restrict x, void *restri
     }
 }
 
-enum { KZ_CHUNK_BYTES = 64 * 1024 }; /* weight rows kept hot while the token tiles pass */
 
 /* W (rows, cols) @ act^T -> out[t * out_stride + r] for r in [r0, r1) */
 static void x_gemm_rows(uint32_t wtype, const void *w, int64_t cols, const void *act, int n_tok, float *out,
@@ -1025,6 +1328,13 @@ static void x_gemm_rows(uint32_t wtype, const void *w, int64_t cols, const void 
     size_t arow = kz_dtype_row_size(at, cols);
     KZ_ASSERT(wrow > 0 && arow > 0);
     const unsigned char *wb = w, *ab = act;
+#ifdef KZ_X86_ZMM
+    if (n_tok >= KZ_TR_MIN_TOK(wtype) && nb <= KZ_PREP_BLOCKS && (wtype == KZ_DT_Q8_0 || wtype == KZ_DT_Q4_0)) {
+        int q8 = wtype == KZ_DT_Q8_0;
+        tr_gemm_rows(q8 ? tr_q8_0 : tr_q4_0, q8 ? 128 : 8, cols, wb, wrow, ab, arow, n_tok, out, out_stride, r0, r1);
+        return;
+    }
+#endif
     enum leg_kind kind = L_Q8_0;
     int mr_max, nr_max;
     blk_fn blk = n_tok >= 2 && nb <= KZ_PREP_BLOCKS ? blk_for(wtype, &kind, &mr_max, &nr_max) : NULL;
@@ -1042,8 +1352,10 @@ static void x_gemm_rows(uint32_t wtype, const void *w, int64_t cols, const void 
                     blk_prep(at_, arow, nr, nb, ds);
                 for (int64_t r = c0; r < c1; r += mr_max) {
                     int mr = c1 - r < mr_max ? (int)(c1 - r) : mr_max;
-                    blk(cols, wb + (size_t)r * wrow, wrow, at_, arow, ds,
-                        out + (size_t)t0 * (size_t)out_stride + r, out_stride, mr, nr);
+                    /* the next tile, for the prefetch: next rows, or this chunk again for the next tokens */
+                    int64_t nx = r + 2 * mr_max <= c1 ? r + mr_max : t0 + nr_max < n_tok ? c0 : -1;
+                    blk(cols, wb + (size_t)r * wrow, wrow, at_, arow, ds, out + (size_t)t0 * (size_t)out_stride + r,
+                        out_stride, nx >= 0 ? wb + (size_t)nx * wrow : NULL, mr, nr);
                 }
             }
         }
