@@ -7,7 +7,7 @@
  * times faster in aggregate than 1, since a step reads the weights once for
  * every sequence.
  *
- *   build/bench_serve [--model FILE] [--type q8_0] [--tokens 64] [--rounds 2] [-t THREADS]
+ *   build/bench_serve [--model FILE] [--type q8_0] [--tokens 128] [--rounds 2] [-t THREADS]
  * Without --model it writes build/bench-small-TYPE.gguf (kyozon synth
  * --shape small, ~125M parameters) once and reuses it.
  */
@@ -25,7 +25,7 @@
 #include <unistd.h>
 
 static int port;
-static int max_tokens = 64, rounds = 2;
+static int max_tokens = 128, rounds = 2;
 
 static double now(void)
 {

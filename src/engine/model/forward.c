@@ -323,8 +323,8 @@ static void gemm(const struct kz_model *m, struct kz_work *wk, struct kz_pool *p
         j.out[i] = out[i];
         j.out_stride[i] = w[i]->rows;
     }
-    /* converting a single row is cheaper than waking the pool for it */
-    if (n_tok == 1 || !pool)
+    /* converting a few rows is cheaper than a round trip through the pool */
+    if (n_tok * j.cols <= 16384 || !pool)
         convert_task(&j, 0, 1);
     else
         kz_pool_run(pool, convert_task, &j);
@@ -338,6 +338,21 @@ struct attn_job {
     int n;
     int layer;
 };
+
+/* o (hd) = sum over p < n of (s[p] * inv) * v[p] (hd), v rows `stride` apart.
+ * restrict lets the compiler vectorize the inner loop: no reassociation of a
+ * reduction is needed, each o[i] is its own sum in position order. */
+static void axpy_rows(float *restrict o, const float *restrict v, size_t stride, const float *restrict s, float inv,
+                      int n, int hd)
+{
+    memset(o, 0, (size_t)hd * sizeof *o);
+    for (int p = 0; p < n; p++) {
+        const float *restrict vr = v + (size_t)p * stride;
+        float pr = s[p] * inv;
+        for (int i = 0; i < hd; i++)
+            o[i] += pr * vr[i];
+    }
+}
 
 /* One (token, head) pair per unit: scores over the token's context 0..pos. */
 static void attn_task(void *arg, int ith, int nth)
@@ -374,14 +389,7 @@ static void attn_task(void *arg, int ith, int nth)
             sum += s[p];
         }
         float inv = 1.0f / sum;
-        float *o = j->w->att + (size_t)t * nq + (size_t)h * (size_t)hd;
-        memset(o, 0, (size_t)hd * sizeof *o);
-        for (int p = 0; p < n; p++) {
-            const float *vr = vc + (size_t)p * nkv + kvo;
-            float pr = s[p] * inv;
-            for (int i = 0; i < hd; i++)
-                o[i] += pr * vr[i];
-        }
+        axpy_rows(j->w->att + (size_t)t * nq + (size_t)h * (size_t)hd, vc + kvo, nkv, s, inv, n, hd);
     }
 }
 

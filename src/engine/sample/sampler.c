@@ -157,17 +157,30 @@ int32_t kz_sampler_sample(struct kz_sampler *s, const float *logits)
     struct cand *c = s->c;
     int any_penalty = s->hist_n > 0 && (s->p.repeat_penalty != 1.0f || s->p.presence_penalty != 0.0f ||
                                         s->p.frequency_penalty != 0.0f);
+    float mx = -INFINITY;
+    int32_t best = 0;
     for (int i = 0; i < n; i++) {
+        float l = any_penalty ? penalized(s, i, logits[i]) : logits[i];
         c[i].id = i;
-        c[i].logit = any_penalty ? penalized(s, i, logits[i]) : logits[i];
+        c[i].logit = l;
+        if (l > mx) {
+            mx = l;
+            best = i;
+        }
     }
-    if (s->p.temp <= 0.0f) {
-        int32_t best = 0;
-        for (int i = 1; i < n; i++)
-            if (c[i].logit > c[best].logit)
-                best = i;
+    if (s->p.temp <= 0.0f)
         return best;
-    }
+    /* Only tokens within 30 (x temperature, when above 1) logit units of the
+     * best can matter: each is less likely than e^-30 ~ 1e-13 relative to it,
+     * so a whole vocabulary of them carries under 1e-8 of the mass. Sorting
+     * just those keeps a step cheap at 150k-token vocabularies, where a full
+     * sort per token would cost more than the model. */
+    float cut = mx - 30.0f * (s->p.temp > 1.0f ? s->p.temp : 1.0f);
+    int m = 0;
+    for (int i = 0; i < n; i++)
+        if (c[i].logit >= cut)
+            c[m++] = c[i];
+    n = m;
     /* top-k: keep the k best. A full sort of the vocabulary costs ~1 ms at
      * 150k entries; partition first when k is small. */
     int k = (s->p.top_k > 0 && s->p.top_k < n) ? s->p.top_k : n;

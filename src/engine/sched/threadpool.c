@@ -32,7 +32,7 @@ struct worker_arg {
     int ith;
 };
 
-#define SPIN_ITERS 20000
+#define SPIN_ITERS 200000
 
 static void *worker(void *a)
 {
