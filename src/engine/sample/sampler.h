@@ -5,6 +5,9 @@
  *   penalties (repetition, presence, frequency over the last repeat_last_n
  *   accepted tokens) -> top-k -> top-p -> min-p -> temperature -> draw.
  * temp <= 0 is greedy: the argmax after penalties, ties to the lowest id.
+ * Tokens more than 30 x max(temp, 1) logits below the best are never drawn
+ * (each is under e^-30 of the best's probability; this keeps sampling from
+ * sorting the whole vocabulary).
  * The draw uses a seeded xoshiro256** generator, so a fixed seed and the
  * same logits give the same tokens on every machine.
  *
