@@ -24,5 +24,6 @@ int kz_cmd_serve(int argc, char **argv);
 int kz_cmd_pull(int argc, char **argv);
 int kz_cmd_models(int argc, char **argv);
 int kz_cmd_template(int argc, char **argv);
+int kz_cmd_bench(int argc, char **argv);
 
 #endif

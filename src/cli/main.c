@@ -16,6 +16,7 @@ static const char usage[] =
     "  pull      download a GGUF model into the model cache\n"
     "  models    list the model cache\n"
     "  run       generate text from a GGUF model on this machine's CPU\n"
+    "  bench     measure prompt and generation speed against the memory roofline\n"
     "  info      describe a GGUF model file\n"
     "  tokenize  print the token ids of a text\n"
     "  template  render a chat template for a conversation\n"
@@ -48,6 +49,8 @@ int main(int argc, char **argv)
         return kz_cmd_template(argc - 1, argv + 1);
     if (strcmp(cmd, "run") == 0)
         return kz_cmd_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "bench") == 0)
+        return kz_cmd_bench(argc - 1, argv + 1);
     if (strcmp(cmd, "info") == 0)
         return kz_cmd_info(argc - 1, argv + 1);
     if (strcmp(cmd, "tokenize") == 0)

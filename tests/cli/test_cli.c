@@ -53,7 +53,7 @@ static void res_free(struct res *r)
 
 static void help(void)
 {
-    static const char *cmds[] = {"run", "info", "tokenize", "synth", "serve", "pull", "models", "template"};
+    static const char *cmds[] = {"run", "info", "tokenize", "synth", "serve", "pull", "models", "template", "bench"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         char a[64];
         snprintf(a, sizeof a, "%s --help", cmds[i]);
@@ -139,6 +139,13 @@ static void synth(void)
     r = run(a);
     T_OK(r.status == 0, "run on synthetic: %s", r.err);
     T_OK(strstr(r.err, "generation: 8 tokens") != NULL, "speeds on stderr: %s", r.err);
+    res_free(&r);
+    snprintf(a, sizeof a, "bench -m %s -p 8 -n 4 -r 1 -t 1", p1);
+    r = run(a);
+    T_OK(r.status == 0, "bench: %s", r.err);
+    T_OK(strstr(r.out, "| pp8 |") && strstr(r.out, "| tg4 |") && strstr(r.out, "% of roofline") &&
+             strstr(r.out, "GB/s"),
+         "bench table:\n%s", r.out);
     res_free(&r);
     /* a prompt longer than the context is refused with a clear message */
     snprintf(a, sizeof a, "run -m %s -p 'Hello world, this prompt is long' --ctx 4 --temp 0", p1);

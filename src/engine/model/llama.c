@@ -160,3 +160,19 @@ void kz_model_free(struct kz_model *m)
 const struct kz_model_config *kz_model_config(const struct kz_model *m) { return &m->cfg; }
 const struct kz_gguf *kz_model_gguf(const struct kz_model *m) { return m->g; }
 uint64_t kz_model_n_params(const struct kz_model *m) { return m->n_params; }
+
+static uint64_t matrix_bytes(const struct weight *w) { return (uint64_t)w->row_size * (uint64_t)w->rows; }
+
+uint64_t kz_model_decode_bytes(const struct kz_model *m)
+{
+    const struct kz_model_config *c = &m->cfg;
+    /* every layer matrix and the output projection are read in full; of the
+     * embedding only one row; norms and biases are noise at this scale */
+    uint64_t b = matrix_bytes(&m->output) + m->tok_embd.row_size;
+    for (int l = 0; l < c->n_layer; l++) {
+        const struct layer *L = &m->layers[l];
+        b += matrix_bytes(&L->wq) + matrix_bytes(&L->wk) + matrix_bytes(&L->wv) + matrix_bytes(&L->wo) +
+             matrix_bytes(&L->w_gate) + matrix_bytes(&L->w_up) + matrix_bytes(&L->w_down);
+    }
+    return b;
+}

@@ -61,6 +61,9 @@ const struct kz_model_config *kz_model_config(const struct kz_model *m);
 const struct kz_gguf *kz_model_gguf(const struct kz_model *m);
 /* Total number of weight elements (for `info`). */
 uint64_t kz_model_n_params(const struct kz_model *m);
+/* Weight bytes one decoded token reads (every matrix once, one embedding
+ * row): the numerator of the memory-bandwidth roofline. */
+uint64_t kz_model_decode_bytes(const struct kz_model *m);
 
 /* Reads and checks hyperparameters only (used by load and by `info`). */
 kz_status kz_model_read_config(const struct kz_gguf *g, struct kz_model_config *cfg, struct kz_err *err);
