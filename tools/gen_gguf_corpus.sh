@@ -6,7 +6,7 @@
 # them against the directory otherwise.
 #
 # Usage: tools/gen_gguf_corpus.sh [BUILD_DIR]   (default: build)
-# Only the generated seeds (cf1_*.gguf, ok_*.gguf) are replaced; inputs kept
+# Only the generated seeds (cf1_*.seed, ok_*.seed) are replaced; inputs kept
 # from fuzzing runs (fz_*) stay.
 set -eu
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,6 +14,6 @@ build=${1:-$src/build}
 cmake --build "$build" --target engine_gguf_test_gguf_bad
 out=$src/tests/fuzz/corpora/gguf
 mkdir -p "$out"
-rm -f "$out"/cf1_*.gguf "$out"/ok_*.gguf
+rm -f "$out"/cf1_*.seed "$out"/ok_*.seed
 KZ_GGUF_CORPUS_OUT=$out "$build/engine_gguf_test_gguf_bad" >/dev/null
 echo "$(ls "$out" | wc -l) seeds, $(du -sk "$out" | cut -f1) KiB in $out"

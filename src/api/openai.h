@@ -66,7 +66,9 @@ struct kz_api_request {
     int base64;            /* embeddings: encoding_format "base64" */
 };
 
-/* Decodes a request body of `kind`. On failure *e says why (status 400). */
+/* Decodes a request body of `kind`. On failure *e says why (status 400).
+ * Call kz_api_request_free afterwards in both cases: a failed decode may
+ * already hold the parsed body. */
 kz_status kz_api_request_decode(enum kz_api_kind kind, const char *body, size_t len, struct kz_api_request *req,
                                 struct kz_api_error *e);
 void kz_api_request_free(struct kz_api_request *req);

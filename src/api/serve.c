@@ -476,7 +476,6 @@ static void handle_generate(struct server *s, struct kz_http_res *res, enum kz_a
     struct kz_api_error e;
     struct kz_err err = {{0}};
     struct gen *g = NULL;
-    int32_t *ids = NULL;
     char *prompt = NULL;
     if (kz_api_request_decode(kind, body, len, &r, &e) != KZ_OK)
         goto fail;
@@ -628,7 +627,6 @@ static void handle_generate(struct server *s, struct kz_http_res *res, enum kz_a
     return;
 fail:
     kz_free(prompt);
-    kz_free(ids);
     if (g)
         gen_free(g);
     send_error(s, res, route, t0, &e);

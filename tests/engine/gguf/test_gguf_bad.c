@@ -896,7 +896,7 @@ static void check_str_1mib(const struct kz_gguf *g)
 // --- case tables --------------------------------------------------------------------
 
 struct bad_case {
-    const char *id;                /* subtest label; seed file cf1_<id>.gguf */
+    const char *id;                /* subtest label; seed file cf1_<id>.seed */
     void (*build)(struct bb *b);
     const char *want;              /* the message must contain this */
 };
@@ -1009,7 +1009,8 @@ static kz_status open_exact(const uint8_t *bytes, size_t len, const char *name, 
 
 static int starts_with(const char *s, const char *prefix) { return strncmp(s, prefix, strlen(prefix)) == 0; }
 
-/* Seed `stem`.gguf: with KZ_GGUF_CORPUS_OUT set, write the file there; under
+/* Seed `stem`.seed (malformed GGUF bytes; not named .gguf because they are
+ * no models): with KZ_GGUF_CORPUS_OUT set, write the file there; under
  * ctest (KZ_SRC_DIR set) check the checked-in seed is byte-identical. Stems
  * are cf1_<id> for rejected files and ok_<id> for valid ones; other seeds in
  * the directory (inputs the fuzzer found) are not ours to check. */
@@ -1018,7 +1019,7 @@ static void sync_seed(const char *id, const uint8_t *bytes, size_t len)
     char path[512];
     const char *out = getenv("KZ_GGUF_CORPUS_OUT");
     if (out && *out) {
-        snprintf(path, sizeof path, "%s/%s.gguf", out, id);
+        snprintf(path, sizeof path, "%s/%s.seed", out, id);
         FILE *f = fopen(path, "wb");
         T_OK(f && fwrite(bytes, 1, len, f) == len, "write %s", path);
         if (f)
@@ -1027,7 +1028,7 @@ static void sync_seed(const char *id, const uint8_t *bytes, size_t len)
     }
     if (!getenv("KZ_SRC_DIR"))
         return;
-    snprintf(path, sizeof path, "tests/fuzz/corpora/gguf/%s.gguf", id);
+    snprintf(path, sizeof path, "tests/fuzz/corpora/gguf/%s.seed", id);
     size_t have_len = 0;
     char *have = t_read_file(t_src_path(path), &have_len);
     T_OK(have && have_len == len && memcmp(have, bytes, len) == 0,
