@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: MIT
+ * OpenAI dialect, upstream side (see openai_up.h).
+ */
+#include "router/openai_up.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+
+kz_status kz_openai_build_request(const struct kz_api_request *r, const char *upstream_model, char **body,
+                                  size_t *len, struct kz_err *err)
+{
+    json_t *o = json_deep_copy(r->root);
+    if (!o || json_object_set_new(o, "model", json_string(upstream_model)))
+        goto oom;
+    if (r->kind != KZ_API_EMBEDDINGS) {
+        json_t *so = json_object_get(o, "stream_options");
+        if (!json_is_object(so)) {
+            so = json_object();
+            if (!so || json_object_set_new(o, "stream_options", so))
+                goto oom;
+        }
+        if (json_object_set_new(o, "stream", json_true()) || json_object_set_new(so, "include_usage", json_true()))
+            goto oom;
+    }
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    o = NULL;
+    if (!s)
+        goto oom;
+    *len = strlen(s);
+    *body = kz_strndup(s, *len);
+    free(s); /* jansson's allocation */
+    if (!*body)
+        goto oom;
+    return KZ_OK;
+oom:
+    json_decref(o);
+    return kz_err_set(err, KZ_ENOMEM, "out of memory");
+}
+
+const char *kz_openai_finish(const char *reason)
+{
+    if (!reason)
+        return KZ_FINISH_STOP;
+    if (strcmp(reason, "length") == 0)
+        return KZ_FINISH_LENGTH;
+    if (strcmp(reason, "tool_calls") == 0 || strcmp(reason, "function_call") == 0)
+        return KZ_FINISH_TOOL_CALLS;
+    if (strcmp(reason, "content_filter") == 0)
+        return KZ_FINISH_CONTENT_FILTER;
+    return KZ_FINISH_STOP;
+}
+
+static long count(json_t *v)
+{
+    return json_is_integer(v) && json_integer_value(v) >= 0 ? (long)json_integer_value(v) : -1;
+}
+
+kz_status kz_openai_dec_chunk(struct kz_openai_dec *d, int chat, const char *data, size_t len, kz_ev_fn fn,
+                              void *ud, struct kz_err *err)
+{
+    if (len == 6 && memcmp(data, "[DONE]", 6) == 0) {
+        d->done = 1;
+        return KZ_OK;
+    }
+    json_error_t je;
+    json_t *o = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return kz_err_set(err, KZ_EPROTO, "upstream sent an invalid stream chunk (%s)",
+                          o ? "not an object" : je.text);
+    }
+    kz_status rc = KZ_OK;
+    struct kz_ev ev;
+    d->n_chunks++;
+    json_t *e = json_object_get(o, "error");
+    if (e) { /* a mid-stream error event (vLLM, LiteLLM and kyozon send these) */
+        memset(&ev, 0, sizeof ev);
+        ev.type = KZ_EV_ERROR;
+        ev.status = 502;
+        json_t *msg = json_is_object(e) ? json_object_get(e, "message") : e;
+        ev.message = json_is_string(msg) ? json_string_value(msg) : "upstream error";
+        json_t *ty = json_is_object(e) ? json_object_get(e, "type") : NULL;
+        ev.err_type = json_is_string(ty) ? json_string_value(ty) : NULL;
+        fn(ud, &ev);
+        goto out;
+    }
+    json_t *choices = json_object_get(o, "choices");
+    if (choices && !json_is_null(choices) && !json_is_array(choices)) {
+        rc = kz_err_set(err, KZ_EPROTO, "upstream stream chunk: choices is not an array");
+        goto out;
+    }
+    size_t i;
+    json_t *c;
+    json_array_foreach(choices, i, c) {
+        if (!json_is_object(c)) {
+            rc = kz_err_set(err, KZ_EPROTO, "upstream stream chunk: a choice is not an object");
+            goto out;
+        }
+        json_t *jidx = json_object_get(c, "index");
+        long idx = jidx ? count(jidx) : (long)i;
+        if (idx < 0 || idx > 1024) {
+            rc = kz_err_set(err, KZ_EPROTO, "upstream stream chunk: bad choice index");
+            goto out;
+        }
+        json_t *text;
+        if (chat) {
+            json_t *delta = json_object_get(c, "delta");
+            if (delta && !json_is_object(delta) && !json_is_null(delta)) {
+                rc = kz_err_set(err, KZ_EPROTO, "upstream stream chunk: delta is not an object");
+                goto out;
+            }
+            text = json_object_get(delta, "content");
+        } else {
+            text = json_object_get(c, "text");
+        }
+        if (text && !json_is_null(text) && !json_is_string(text)) {
+            rc = kz_err_set(err, KZ_EPROTO, "upstream stream chunk: content is not a string");
+            goto out;
+        }
+        if (json_string_length(text) > 0) {
+            memset(&ev, 0, sizeof ev);
+            ev.type = KZ_EV_TEXT;
+            ev.index = (int)idx;
+            ev.text = json_string_value(text);
+            ev.len = json_string_length(text);
+            if (fn(ud, &ev))
+                goto out;
+        }
+        json_t *fr = json_object_get(c, "finish_reason");
+        if (json_is_string(fr)) {
+            memset(&ev, 0, sizeof ev);
+            ev.type = KZ_EV_FINISH;
+            ev.index = (int)idx;
+            ev.finish = kz_openai_finish(json_string_value(fr));
+            if (fn(ud, &ev))
+                goto out;
+        }
+    }
+    json_t *u = json_object_get(o, "usage");
+    if (json_is_object(u)) {
+        memset(&ev, 0, sizeof ev);
+        ev.type = KZ_EV_USAGE;
+        ev.prompt_tokens = count(json_object_get(u, "prompt_tokens"));
+        ev.completion_tokens = count(json_object_get(u, "completion_tokens"));
+        fn(ud, &ev);
+    }
+out:
+    json_decref(o);
+    return rc;
+}

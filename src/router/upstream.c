@@ -1,0 +1,472 @@
+/* SPDX-License-Identifier: MIT
+ * libcurl multi on a libuv loop (see upstream.h).
+ *
+ * The glue is the usual one: curl tells us which sockets to watch
+ * (socket callback → uv_poll) and when to wake it (timer callback →
+ * uv_timer); we hand readiness back with curl_multi_socket_action and then
+ * collect finished transfers with curl_multi_info_read.
+ *
+ * A call is only removed from the multi handle outside curl's callbacks
+ * (curl forbids it inside them): a cancel or a stop requested from inside a
+ * header/write callback makes that callback return an error, curl ends the
+ * transfer, and the removal happens when the transfer is collected.
+ */
+#include "router/upstream.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/alloc.h"
+
+#define MAX_HEAD (64u << 10)
+
+struct kz_upstream {
+    uv_loop_t *loop;
+    CURLM *multi;
+    uv_timer_t timer;
+    struct kz_up_call *calls; /* doubly linked, for free */
+    size_t active;
+};
+
+struct kz_up_call {
+    struct kz_upstream *u;
+    struct kz_up_call *prev, *next;
+    CURL *easy;
+    struct curl_slist *hdrs;
+    struct kz_up_cbs cbs;
+    void *ud;
+    char *head;
+    size_t head_len, head_cap;
+    int status;
+    int head_done;
+    int in_cb;      /* inside a curl callback: removal must wait */
+    int cancelled;  /* no more user callbacks */
+    int finished;   /* removed from curl; only the timer's close is pending */
+    int stop_rc;    /* set when we asked curl to stop: why */
+    char stop_msg[160];
+    uint64_t t_start, t_last, head_deadline_ms, idle_ms, total_ms;
+    uv_timer_t deadline;
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+struct sock {
+    uv_poll_t poll;
+    curl_socket_t fd;
+    struct kz_upstream *u;
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+static uint64_t now_ms(const struct kz_upstream *u) { return uv_now(u->loop); }
+
+static void check_done(struct kz_upstream *u);
+
+/* ---- finishing ---------------------------------------------------------- */
+
+static void call_freed(uv_handle_t *h)
+{
+    struct kz_up_call *c = h->data;
+    kz_free(c->head);
+    kz_free(c);
+}
+
+/* Removes the transfer from curl and reports (unless cancelled). */
+static void call_finish(struct kz_up_call *c, kz_status rc, const char *msg)
+{
+    if (c->finished)
+        return;
+    c->finished = 1;
+    struct kz_upstream *u = c->u;
+    curl_multi_remove_handle(u->multi, c->easy);
+    curl_easy_cleanup(c->easy);
+    curl_slist_free_all(c->hdrs);
+    c->easy = NULL;
+    c->hdrs = NULL;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        u->calls = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    u->active--;
+    uv_timer_stop(&c->deadline);
+    if (!c->cancelled && c->cbs.on_done) {
+        c->cancelled = 1;
+        c->cbs.on_done(c->ud, rc, msg);
+    }
+    uv_close((uv_handle_t *)&c->deadline, call_freed);
+}
+
+static void stop_from_cb(struct kz_up_call *c, kz_status rc, const char *msg)
+{
+    if (!c->stop_rc) {
+        c->stop_rc = (int)rc;
+        snprintf(c->stop_msg, sizeof c->stop_msg, "%s", msg);
+    }
+}
+
+/* ---- deadlines ---------------------------------------------------------- */
+
+static uint64_t next_deadline(const struct kz_up_call *c)
+{
+    uint64_t d = UINT64_MAX;
+    if (!c->head_done && c->head_deadline_ms)
+        d = c->t_start + c->head_deadline_ms;
+    if (c->idle_ms && c->head_done && c->t_last + c->idle_ms < d)
+        d = c->t_last + c->idle_ms;
+    if (c->total_ms && c->t_start + c->total_ms < d)
+        d = c->t_start + c->total_ms;
+    return d;
+}
+
+
+static void on_deadline(uv_timer_t *t);
+
+static void rearm(struct kz_up_call *c)
+{
+    uint64_t d = next_deadline(c), now = now_ms(c->u);
+    if (d != UINT64_MAX)
+        uv_timer_start(&c->deadline, on_deadline, d > now ? d - now : 0, 0);
+    else
+        uv_timer_stop(&c->deadline);
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    struct kz_up_call *c = t->data;
+    uint64_t now = now_ms(c->u);
+    char msg[160];
+    if (!c->head_done && c->head_deadline_ms && now >= c->t_start + c->head_deadline_ms)
+        snprintf(msg, sizeof msg, "no response head within %llu ms", (unsigned long long)c->head_deadline_ms);
+    else if (c->total_ms && now >= c->t_start + c->total_ms)
+        snprintf(msg, sizeof msg, "no complete response within %llu ms", (unsigned long long)c->total_ms);
+    else if (c->head_done && c->idle_ms && now >= c->t_last + c->idle_ms)
+        snprintf(msg, sizeof msg, "the response stalled for %llu ms", (unsigned long long)c->idle_ms);
+    else { /* data arrived since: sleep until the new deadline */
+        rearm(c);
+        return;
+    }
+    call_finish(c, KZ_EIO, msg);
+}
+
+/* ---- curl callbacks ------------------------------------------------------ */
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+    struct kz_up_call *c = ud;
+    size_t len = size * n;
+    if (c->cancelled || c->stop_rc)
+        return 0;
+    c->t_last = now_ms(c->u);
+    if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) { /* a new head (after 1xx too) */
+        c->head_len = 0;
+        const char *sp = memchr(p, ' ', len);
+        c->status = sp && (size_t)(sp - p) + 4 <= len ? atoi(sp + 1) : 0;
+        return len;
+    }
+    if (len <= 2 && (len == 0 || p[0] == '\r' || p[0] == '\n')) { /* end of a head */
+        if (c->status < 200)
+            return len; /* interim response: the real head follows */
+        c->head_done = 1;
+        rearm(c); /* from the head deadline to the idle one */
+        if (!c->head && !(c->head = kz_malloc(1)))
+            return 0;
+        c->head[c->head_len] = '\0';
+        struct kz_up_head h = {c->status, c->head, c->head_len};
+        if (c->cbs.on_head) {
+            c->in_cb = 1;
+            int stop = c->cbs.on_head(c->ud, &h);
+            c->in_cb = 0;
+            if (stop)
+                stop_from_cb(c, KZ_EINVAL, "stopped by the caller");
+        }
+        return c->cancelled || c->stop_rc ? 0 : len;
+    }
+    if (c->head_len + len + 1 > MAX_HEAD) {
+        stop_from_cb(c, KZ_EPROTO, "upstream response head larger than 64 KiB");
+        return 0;
+    }
+    if (c->head_len + len + 1 > c->head_cap) {
+        size_t cap = c->head_cap ? c->head_cap * 2 : 1024;
+        while (cap < c->head_len + len + 1)
+            cap *= 2;
+        char *nh = kz_realloc(c->head, cap);
+        if (!nh) {
+            stop_from_cb(c, KZ_ENOMEM, "out of memory");
+            return 0;
+        }
+        c->head = nh;
+        c->head_cap = cap;
+    }
+    memcpy(c->head + c->head_len, p, len);
+    c->head_len += len;
+    c->head[c->head_len] = '\0';
+    return len;
+}
+
+static size_t on_write(char *p, size_t size, size_t n, void *ud)
+{
+    struct kz_up_call *c = ud;
+    size_t len = size * n;
+    if (c->cancelled || c->stop_rc)
+        return 0;
+    c->t_last = now_ms(c->u);
+    if (c->cbs.on_data && len) {
+        c->in_cb = 1;
+        int stop = c->cbs.on_data(c->ud, p, len);
+        c->in_cb = 0;
+        if (stop)
+            stop_from_cb(c, KZ_EINVAL, "stopped by the caller");
+    }
+    return c->cancelled || c->stop_rc ? 0 : len;
+}
+
+static void sock_closed(uv_handle_t *h) { kz_free(h->data); }
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+    struct sock *s = h->data;
+    struct kz_upstream *u = s->u;
+    int flags = 0;
+    if (status < 0)
+        flags = CURL_CSELECT_ERR;
+    if (events & UV_READABLE)
+        flags |= CURL_CSELECT_IN;
+    if (events & UV_WRITABLE)
+        flags |= CURL_CSELECT_OUT;
+    int running;
+    curl_multi_socket_action(u->multi, s->fd, flags, &running);
+    check_done(u);
+}
+
+static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    (void)easy;
+    struct kz_upstream *u = userp;
+    struct sock *s = socketp;
+    if (what == CURL_POLL_REMOVE) {
+        if (s) {
+            uv_poll_stop(&s->poll);
+            s->poll.data = s;
+            uv_close((uv_handle_t *)&s->poll, sock_closed);
+            curl_multi_assign(u->multi, fd, NULL);
+        }
+        return 0;
+    }
+    if (!s) {
+        s = kz_calloc(1, sizeof *s);
+        if (!s)
+            return -1;
+        s->fd = fd;
+        s->u = u;
+        if (uv_poll_init_socket(u->loop, &s->poll, fd) != 0) {
+            kz_free(s);
+            return -1;
+        }
+        s->poll.data = s;
+        curl_multi_assign(u->multi, fd, s);
+    }
+    int ev = 0;
+    if (what & CURL_POLL_IN)
+        ev |= UV_READABLE;
+    if (what & CURL_POLL_OUT)
+        ev |= UV_WRITABLE;
+    uv_poll_start(&s->poll, ev, on_poll);
+    return 0;
+}
+
+static void on_curl_timer(uv_timer_t *t)
+{
+    struct kz_upstream *u = t->data;
+    int running;
+    curl_multi_socket_action(u->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_done(u);
+}
+
+static int on_timer_change(CURLM *multi, long timeout_ms, void *userp)
+{
+    (void)multi;
+    struct kz_upstream *u = userp;
+    if (timeout_ms < 0)
+        uv_timer_stop(&u->timer);
+    else /* 0 means "now", but socket_action may not be called from here: next loop turn */
+        uv_timer_start(&u->timer, on_curl_timer, (uint64_t)timeout_ms, 0);
+    return 0;
+}
+
+static void check_done(struct kz_upstream *u)
+{
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(u->multi, &left))) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        struct kz_up_call *c = NULL;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&c);
+        CURLcode res = m->data.result;
+        if (!c)
+            continue;
+        if (c->stop_rc)
+            call_finish(c, (kz_status)c->stop_rc, c->stop_msg);
+        else if (res == CURLE_OK)
+            call_finish(c, KZ_OK, NULL);
+        else {
+            char msg[CURL_ERROR_SIZE + 64];
+            snprintf(msg, sizeof msg, "%s", c->errbuf[0] ? c->errbuf : curl_easy_strerror(res));
+            call_finish(c, KZ_EIO, msg);
+        }
+    }
+}
+
+/* ---- public -------------------------------------------------------------- */
+
+kz_status kz_upstream_new(uv_loop_t *loop, struct kz_upstream **out, struct kz_err *err)
+{
+    pthread_once(&curl_once, curl_init_once);
+    struct kz_upstream *u = kz_calloc(1, sizeof *u);
+    if (!u)
+        return kz_err_set(err, KZ_ENOMEM, "out of memory");
+    u->loop = loop;
+    u->multi = curl_multi_init();
+    if (!u->multi) {
+        kz_free(u);
+        return kz_err_set(err, KZ_ENOMEM, "cannot create a curl multi handle");
+    }
+    uv_timer_init(loop, &u->timer);
+    u->timer.data = u;
+    curl_multi_setopt(u->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(u->multi, CURLMOPT_SOCKETDATA, u);
+    curl_multi_setopt(u->multi, CURLMOPT_TIMERFUNCTION, on_timer_change);
+    curl_multi_setopt(u->multi, CURLMOPT_TIMERDATA, u);
+    curl_multi_setopt(u->multi, CURLMOPT_MAXCONNECTS, 512L); /* keep-alive pool across requests */
+    *out = u;
+    return KZ_OK;
+}
+
+static void upstream_closed(uv_handle_t *h) { kz_free(h->data); }
+
+void kz_upstream_free(struct kz_upstream *u)
+{
+    if (!u)
+        return;
+    while (u->calls) {
+        u->calls->cancelled = 1;
+        call_finish(u->calls, KZ_EIO, "shutting down");
+    }
+    curl_multi_cleanup(u->multi); /* closes pooled connections: socket callbacks close their polls */
+    uv_timer_stop(&u->timer);
+    uv_close((uv_handle_t *)&u->timer, upstream_closed);
+}
+
+size_t kz_upstream_active(const struct kz_upstream *u) { return u->active; }
+
+kz_status kz_up_start(struct kz_upstream *u, const struct kz_up_req *req, const struct kz_up_cbs *cbs, void *ud,
+                      struct kz_up_call **out, struct kz_err *err)
+{
+    struct kz_up_call *c = kz_calloc(1, sizeof *c);
+    if (!c)
+        return kz_err_set(err, KZ_ENOMEM, "out of memory");
+    c->u = u;
+    c->cbs = *cbs;
+    c->ud = ud;
+    c->easy = curl_easy_init();
+    if (!c->easy) {
+        kz_free(c);
+        return kz_err_set(err, KZ_ENOMEM, "cannot create a curl handle");
+    }
+    struct curl_slist *h = curl_slist_append(NULL, "Expect:"); /* no 100-continue round trip */
+    for (size_t i = 0; h && i < req->n_headers; i++) {
+        struct curl_slist *nh = curl_slist_append(h, req->headers[i]);
+        if (!nh) {
+            curl_slist_free_all(h);
+            h = NULL;
+        }
+        h = nh;
+    }
+    if (!h) {
+        curl_easy_cleanup(c->easy);
+        kz_free(c);
+        return kz_err_set(err, KZ_ENOMEM, "out of memory");
+    }
+    c->hdrs = h;
+    CURL *e = c->easy;
+    curl_easy_setopt(e, CURLOPT_URL, req->url);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)c);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(req->connect_timeout_ms ? req->connect_timeout_ms : 2000));
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
+    if (strcmp(req->method, "GET") == 0) {
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    } else {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+        if (strcmp(req->method, "POST") != 0)
+            curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
+    }
+    uv_timer_init(u->loop, &c->deadline);
+    c->deadline.data = c;
+    c->t_start = c->t_last = now_ms(u);
+    c->head_deadline_ms = req->head_timeout_ms;
+    c->idle_ms = req->idle_timeout_ms;
+    c->total_ms = req->total_timeout_ms;
+    c->next = u->calls;
+    if (u->calls)
+        u->calls->prev = c;
+    u->calls = c;
+    u->active++;
+    if (curl_multi_add_handle(u->multi, e) != CURLM_OK) {
+        c->cancelled = 1;
+        call_finish(c, KZ_EIO, "");
+        return kz_err_set(err, KZ_EIO, "cannot start the upstream call");
+    }
+    rearm(c);
+    *out = c;
+    return KZ_OK;
+}
+
+void kz_up_cancel(struct kz_up_call *c)
+{
+    if (!c || c->cancelled)
+        return;
+    c->cancelled = 1;
+    if (c->finished)
+        return;
+    if (c->in_cb)
+        return; /* the callback returns an error; check_done removes it */
+    call_finish(c, KZ_EIO, "cancelled");
+}
+
+int kz_up_header(const struct kz_up_head *h, const char *name, const char **value, size_t *len)
+{
+    size_t nl = strlen(name);
+    const char *p = h->headers, *end = h->headers + h->headers_len;
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (!eol)
+            eol = end;
+        if ((size_t)(eol - p) > nl && p[nl] == ':' && strncasecmp(p, name, nl) == 0) {
+            const char *v = p + nl + 1, *ve = eol;
+            while (v < ve && (*v == ' ' || *v == '\t'))
+                v++;
+            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
+                ve--;
+            *value = v;
+            *len = (size_t)(ve - v);
+            return 1;
+        }
+        p = eol + 1;
+    }
+    return 0;
+}

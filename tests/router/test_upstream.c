@@ -1,0 +1,357 @@
+/* SPDX-License-Identifier: MIT
+ * The upstream side of the router: the SSE parser on every split of a
+ * stream, the OpenAI chunk decoder, and upstream calls over libcurl multi
+ * on a libuv loop against a local HTTP server (streams, the head and idle
+ * deadlines, refused connections, cancellation, connection reuse).
+ */
+#include <string.h>
+
+#include "http/http_test_util.h"
+#include "router/openai_up.h"
+#include "router/sse.h"
+#include "router/upstream.h"
+#include "t.h"
+
+/* ---- SSE ------------------------------------------------------------------ */
+
+struct sse_log {
+    char out[4096];
+    size_t n;
+    int stop_after;
+};
+
+static int sse_cb(void *ud, const char *event, const char *data, size_t len)
+{
+    struct sse_log *l = ud;
+    l->n++;
+    size_t k = strlen(l->out);
+    snprintf(l->out + k, sizeof l->out - k, "[%s|%.*s]", event, (int)len, data);
+    return l->stop_after && (int)l->n >= l->stop_after;
+}
+
+static void sse_splits(void)
+{
+    const char *in = ": comment\r\n"
+                     "data: one\n\n"
+                     "event: named\r\ndata:two\r\ndata:  three\r\n\r\n"
+                     "id: 7\rretry: 10\rdata: four\r\r"
+                     "data\n\n"
+                     "event: nodata\n\n"
+                     "data: last";
+    const char *want = "[|one][named|two\n three][|four][|]";
+    size_t n = strlen(in);
+    int bad = 0;
+    for (size_t cut1 = 0; cut1 <= n; cut1++)
+        for (size_t cut2 = cut1; cut2 <= n; cut2 += 3) {
+            struct kz_sse p;
+            struct sse_log l = {{0}, 0, 0};
+            struct kz_err err;
+            kz_sse_init(&p, 0);
+            kz_status rc = kz_sse_feed(&p, in, cut1, sse_cb, &l, &err);
+            rc |= kz_sse_feed(&p, in + cut1, cut2 - cut1, sse_cb, &l, &err);
+            rc |= kz_sse_feed(&p, in + cut2, n - cut2, sse_cb, &l, &err);
+            if (rc || strcmp(l.out, want) != 0) {
+                if (!bad++)
+                    T_OK(0, "split %zu/%zu gives %s", cut1, cut2, l.out);
+            }
+            kz_sse_free(&p);
+        }
+    T_OK(bad == 0, "every split of the stream gives the same events (%d bad)", bad);
+
+    struct kz_sse p;
+    struct sse_log l = {{0}, 0, 1};
+    struct kz_err err;
+    kz_sse_init(&p, 0);
+    T_EQ_INT(kz_sse_feed(&p, "data: a\n\ndata: b\n\n", 18, sse_cb, &l, &err), KZ_OK);
+    T_OK(l.n == 1 && p.stopped, "a callback can stop the parser");
+    kz_sse_free(&p);
+
+    /* limits: one huge line, many data lines without a blank line */
+    kz_sse_init(&p, 1000);
+    char big[600];
+    memset(big, 'x', sizeof big);
+    memcpy(big, "data: ", 6);
+    struct sse_log l2 = {{0}, 0, 0};
+    kz_status rc = kz_sse_feed(&p, big, sizeof big, sse_cb, &l2, &err);
+    rc = rc ? rc : kz_sse_feed(&p, big, sizeof big, sse_cb, &l2, &err);
+    T_EQ_INT(rc, KZ_ELIMIT);
+    kz_sse_free(&p);
+    kz_sse_init(&p, 1000);
+    rc = KZ_OK;
+    for (int i = 0; i < 1000 && !rc; i++)
+        rc = kz_sse_feed(&p, "data: 0123456789\n", 17, sse_cb, &l2, &err);
+    T_EQ_INT(rc, KZ_ELIMIT);
+    T_OK(strstr(err.msg, "larger than") != NULL, "message: %s", err.msg);
+    kz_sse_free(&p);
+    /* comments never accumulate */
+    kz_sse_init(&p, 1000);
+    rc = KZ_OK;
+    for (int i = 0; i < 10000 && !rc; i++)
+        rc = kz_sse_feed(&p, ": ping\n", 7, sse_cb, &l2, &err);
+    T_EQ_INT(rc, KZ_OK);
+    T_EQ_INT((long)p.n_comments, 10000);
+    kz_sse_free(&p);
+}
+
+/* ---- OpenAI chunks --------------------------------------------------------------- */
+
+static int ev_cb(void *ud, const struct kz_ev *ev)
+{
+    char *out = ud;
+    size_t k = strlen(out);
+    switch (ev->type) {
+    case KZ_EV_TEXT:
+        snprintf(out + k, 1024 - k, "T%d:%.*s;", ev->index, (int)ev->len, ev->text);
+        break;
+    case KZ_EV_FINISH:
+        snprintf(out + k, 1024 - k, "F%d:%s;", ev->index, ev->finish);
+        break;
+    case KZ_EV_USAGE:
+        snprintf(out + k, 1024 - k, "U:%ld/%ld;", ev->prompt_tokens, ev->completion_tokens);
+        break;
+    case KZ_EV_ERROR:
+        snprintf(out + k, 1024 - k, "E%d:%s;", ev->status, ev->message ? ev->message : "");
+        break;
+    }
+    return 0;
+}
+
+static void openai_chunks(void)
+{
+    static const struct {
+        int chat;
+        const char *data;
+        kz_status rc;
+        const char *want;
+    } cases[] = {
+        {1, "{\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}",
+         KZ_OK, ""},
+        {1, "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"finish_reason\":null}],\"usage\":null}", KZ_OK,
+         "T0:Hi;"},
+        {1, "{\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"length\"}]}", KZ_OK, "F0:length;"},
+        {1, "{\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"function_call\"}]}", KZ_OK, "F0:tool_calls;"},
+        {1, "{\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":7,\"total_tokens\":12}}", KZ_OK,
+         "U:5/7;"},
+        {1, "{\"choices\":null,\"usage\":{\"prompt_tokens\":5}}", KZ_OK, "U:5/-1;"}, /* vLLM-style */
+        {1, "{\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2}}", KZ_OK, "U:1/2;"},
+        {0, "{\"choices\":[{\"index\":1,\"text\":\"ab\",\"finish_reason\":\"stop\"}]}", KZ_OK, "T1:ab;F1:stop;"},
+        {1, "{\"error\":{\"message\":\"boom\",\"type\":\"server_error\"}}", KZ_OK, "E502:boom;"},
+        {1, "{\"choices\":{}}", KZ_EPROTO, ""},
+        {1, "{\"choices\":[{\"delta\":{\"content\":5}}]}", KZ_EPROTO, ""},
+        {1, "{\"choices\":[{\"delta\":\"x\"}]}", KZ_EPROTO, ""},
+        {1, "{\"choices\":[{\"index\":-1}]}", KZ_EPROTO, ""},
+        {1, "{\"choices\":[7]}", KZ_EPROTO, ""},
+        {1, "{not json", KZ_EPROTO, ""},
+        {1, "[1,2]", KZ_EPROTO, ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct kz_openai_dec d = {0, 0};
+        struct kz_err err = {{0}};
+        char out[1024] = "";
+        kz_status rc = kz_openai_dec_chunk(&d, cases[i].chat, cases[i].data, strlen(cases[i].data), ev_cb, out, &err);
+        T_OK(rc == cases[i].rc && strcmp(out, cases[i].want) == 0, "chunk %zu: rc %d events '%s' (%s)", i, rc, out,
+             err.msg);
+    }
+    struct kz_openai_dec d = {0, 0};
+    char out[1024] = "";
+    T_EQ_INT(kz_openai_dec_chunk(&d, 1, "[DONE]", 6, ev_cb, out, NULL), KZ_OK);
+    T_OK(d.done, "[DONE] ends the stream");
+
+    struct kz_api_request r;
+    struct kz_api_error e;
+    const char *body = "{\"model\":\"pub\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"x_ext\":1}";
+    T_EQ_INT(kz_api_request_decode(KZ_API_CHAT, body, strlen(body), &r, &e), KZ_OK);
+    char *up = NULL;
+    size_t len = 0;
+    T_EQ_INT(kz_openai_build_request(&r, "up-model", &up, &len, NULL), KZ_OK);
+    json_t *j = json_loadb(up, len, 0, NULL);
+    T_EQ_STR(json_string_value(json_object_get(j, "model")), "up-model");
+    T_OK(json_is_true(json_object_get(j, "stream")), "forced to stream");
+    T_OK(json_is_true(json_object_get(json_object_get(j, "stream_options"), "include_usage")), "usage asked for");
+    T_OK(json_integer_value(json_object_get(j, "x_ext")) == 1, "unknown fields pass through");
+    json_decref(j);
+    kz_free(up);
+    kz_api_request_free(&r);
+}
+
+/* ---- upstream calls against a local server ---------------------------------------- */
+
+static struct kz_http_res *held[8];
+static int n_held;
+
+static void srv_handler(void *user, struct kz_http_req *req, struct kz_http_res *res)
+{
+    (void)user;
+    struct kz_slice p = kz_http_req_path(req);
+    if (kz_slice_eq(p, "/sse")) {
+        kz_http_res_sse_start(res, 200);
+        kz_http_res_write(res, "data: a\n\n", 9, NULL);
+        kz_http_res_write(res, "data: b\n\n", 9, NULL);
+        kz_http_res_write(res, "data: [DONE]\n\n", 14, NULL);
+        kz_http_res_end(res);
+    } else if (kz_slice_eq(p, "/hang") || kz_slice_eq(p, "/stall")) {
+        if (kz_slice_eq(p, "/stall")) {
+            kz_http_res_sse_start(res, 200);
+            kz_http_res_write(res, "data: a\n\n", 9, NULL);
+        }
+        if (n_held < 8)
+            held[n_held++] = res; /* answered never; the stop closes it */
+    } else {
+        size_t n;
+        const char *b = kz_http_req_body(req, &n);
+        kz_http_res_add_header(res, "X-Echo-Len", n > 0 ? "some" : "none");
+        kz_http_res_send(res, 404, "text/plain", b, n);
+    }
+}
+
+struct callres {
+    int status, done;
+    kz_status rc;
+    char msg[256];
+    char body[1024];
+    size_t body_len;
+    int stop_at_data;
+    struct kz_up_call *call;
+    char echo[16];
+};
+
+static int c_head(void *ud, const struct kz_up_head *h)
+{
+    struct callres *r = ud;
+    r->status = h->status;
+    const char *v;
+    size_t n;
+    if (kz_up_header(h, "x-echo-len", &v, &n))
+        snprintf(r->echo, sizeof r->echo, "%.*s", (int)n, v);
+    return 0;
+}
+
+static int c_data(void *ud, const char *p, size_t n)
+{
+    struct callres *r = ud;
+    if (r->body_len + n < sizeof r->body) {
+        memcpy(r->body + r->body_len, p, n);
+        r->body_len += n;
+    }
+    if (r->stop_at_data == 2) {
+        kz_up_cancel(r->call);
+        r->done = 1;
+        return 0;
+    }
+    return r->stop_at_data;
+}
+
+static void c_done(void *ud, kz_status rc, const char *msg)
+{
+    struct callres *r = ud;
+    r->done = 1;
+    r->rc = rc;
+    snprintf(r->msg, sizeof r->msg, "%s", msg ? msg : "");
+}
+
+static const struct kz_up_cbs cbs = {c_head, c_data, c_done};
+
+static double call(uv_loop_t *loop, struct kz_upstream *u, const char *url, const char *body, unsigned head_ms,
+                   unsigned idle_ms, struct callres *r, int stop)
+{
+    memset(r, 0, sizeof *r);
+    r->stop_at_data = stop;
+    const char *hdrs[] = {"Content-Type: application/json"};
+    struct kz_up_req q = {body ? "POST" : "GET", url, hdrs, 1, body, body ? strlen(body) : 0, 1000, head_ms,
+                          idle_ms, 10000};
+    struct kz_err err;
+    double t0 = now_ms();
+    if (kz_up_start(u, &q, &cbs, r, &r->call, &err) != KZ_OK) {
+        T_OK(0, "start: %s", err.msg);
+        return 0;
+    }
+    while (!r->done)
+        uv_run(loop, UV_RUN_ONCE);
+    return now_ms() - t0;
+}
+
+static void upstream_calls(void)
+{
+    struct tsrv t;
+    struct kz_http_config cfg;
+    kz_http_config_default(&cfg);
+    T_OK(tsrv_start(&t, &cfg, srv_handler, NULL) == 0, "server started");
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct kz_upstream *u;
+    struct kz_err err;
+    T_EQ_INT(kz_upstream_new(&loop, &u, &err), KZ_OK);
+    char url[128];
+    struct callres r;
+
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/sse", t.port);
+    for (int i = 0; i < 10; i++) {
+        call(&loop, u, url, "{}", 2000, 2000, &r, 0);
+        if (r.rc != KZ_OK || r.status != 200 || strcmp(r.body, "data: a\n\ndata: b\n\ndata: [DONE]\n\n") != 0)
+            break;
+    }
+    T_OK(r.rc == KZ_OK && r.status == 200, "stream: rc %d status %d %s", r.rc, r.status, r.msg);
+    T_EQ_STR(r.body, "data: a\n\ndata: b\n\ndata: [DONE]\n\n");
+    struct kz_http_stats st;
+    tsrv_stats(&t, &st);
+    T_OK(st.accepted == 1, "10 calls over one kept-alive connection (%llu accepted)",
+         (unsigned long long)st.accepted);
+
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/other", t.port);
+    call(&loop, u, url, "hello", 2000, 2000, &r, 0);
+    T_OK(r.rc == KZ_OK && r.status == 404 && strcmp(r.body, "hello") == 0 && strcmp(r.echo, "some") == 0,
+         "POST body and headers: %d %s %s", r.status, r.body, r.echo);
+
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/hang", t.port);
+    double ms = call(&loop, u, url, "{}", 300, 0, &r, 0);
+    T_OK(r.rc == KZ_EIO && strstr(r.msg, "no response head within 300 ms") && ms >= 280 && ms < 1000,
+         "head deadline: rc %d after %.0f ms: %s", r.rc, ms, r.msg);
+
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/stall", t.port);
+    ms = call(&loop, u, url, "{}", 1000, 300, &r, 0);
+    T_OK(r.rc == KZ_EIO && r.status == 200 && strstr(r.msg, "stalled") && ms >= 280 && ms < 1000,
+         "idle deadline: rc %d after %.0f ms: %s (%s)", r.rc, ms, r.msg, r.body);
+
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/sse", t.port);
+    call(&loop, u, url, "{}", 1000, 1000, &r, 1);
+    T_OK(r.rc == KZ_EINVAL && strstr(r.msg, "stopped"), "stop from on_data: %d %s", r.rc, r.msg);
+    call(&loop, u, url, "{}", 1000, 1000, &r, 2);
+    T_OK(r.rc == KZ_OK && r.msg[0] == 0, "cancel inside on_data: no on_done after it");
+
+    /* a port nobody listens on */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    bind(fd, (struct sockaddr *)&a, sizeof a);
+    getsockname(fd, (struct sockaddr *)&a, &al);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/x", ntohs(a.sin_port));
+    close(fd);
+    ms = call(&loop, u, url, "{}", 1000, 1000, &r, 0);
+    T_OK(r.rc == KZ_EIO && ms < 500, "refused: %d in %.0f ms: %s", r.rc, ms, r.msg);
+
+    /* cancel before anything comes back */
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/hang", t.port);
+    memset(&r, 0, sizeof r);
+    const char *hdrs[] = {"A: b"};
+    struct kz_up_req q = {"POST", url, hdrs, 1, "{}", 2, 1000, 0, 0, 0};
+    T_EQ_INT(kz_up_start(u, &q, &cbs, &r, &r.call, &err), KZ_OK);
+    for (int i = 0; i < 5; i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    T_EQ_INT((long)kz_upstream_active(u), 1);
+    kz_up_cancel(r.call);
+    T_EQ_INT((long)kz_upstream_active(u), 0);
+    T_OK(!r.done, "no callback after a cancel");
+
+    kz_upstream_free(u);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    T_EQ_INT(uv_loop_close(&loop), 0);
+    tsrv_stop(&t, 0);
+}
+
+int main(void)
+{
+    t_subtest("sse_splits", sse_splits);
+    t_subtest("openai_chunks", openai_chunks);
+    t_subtest("upstream_calls", upstream_calls);
+    return t_done();
+}
