@@ -21,7 +21,8 @@ enum kz_ev_type {
     KZ_EV_TEXT,   /* generated text for choice `index` (any byte split; UTF-8 overall) */
     KZ_EV_FINISH, /* choice `index` ended; finish is one of kz_finish_* below */
     KZ_EV_USAGE,  /* token totals so far for the whole request */
-    KZ_EV_ERROR   /* the provider reported a failure (in the body or mid-stream) */
+    KZ_EV_ERROR,  /* the provider reported a failure (in the body or mid-stream) */
+    KZ_EV_EMBEDDING /* embeddings: the vector of input `index` */
 };
 
 /* Normalized finish reasons (the OpenAI names; see WIRE.md's table). */
@@ -41,6 +42,8 @@ struct kz_ev {
     int status;                /* ERROR: the HTTP status it maps to (429, 500, 503, 400, ...) */
     const char *err_type;      /* ERROR: provider's error type text or NULL */
     const char *message;       /* ERROR: human-readable, NUL-terminated, or NULL */
+    const float *vec;          /* EMBEDDING: dim floats */
+    size_t dim;
 };
 
 /* The sink adapters write into. Returns 0 to go on, nonzero to stop
