@@ -112,6 +112,9 @@ static int ev_cb(void *ud, const struct kz_ev *ev)
     case KZ_EV_ERROR:
         snprintf(out + k, 1024 - k, "E%d:%s;", ev->status, ev->message ? ev->message : "");
         break;
+    case KZ_EV_EMBEDDING:
+        snprintf(out + k, 1024 - k, "V%d:%zu;", ev->index, ev->dim);
+        break;
     }
     return 0;
 }
