@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT
- * `kyozon serve`: the OpenAI-compatible HTTP API over the local engine.
+ * `kyozon serve`: the OpenAI-compatible HTTP API over the router: the
+ * local engine and the providers of a configuration file (router/config.h).
+ * Without a configuration it serves one local model, as one local provider.
  *
  * Routes: GET /health, GET /metrics, GET /v1/models, GET /v1/models/{id},
- * POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings.
+ * GET /v1/providers, POST /v1/chat/completions, POST /v1/completions,
+ * POST /v1/embeddings.
  *
  * Threads: the HTTP loop (the caller of kz_serve_run) owns every request;
  * the model loads on a libuv worker thread while the server already
@@ -17,10 +20,11 @@
 #include "core/status.h"
 
 struct kz_serve_opts {
-    const char *model_path;  /* GGUF file (already resolved) */
+    const char *config_path; /* YAML router configuration; NULL: one local provider from model_path */
+    const char *model_path;  /* GGUF file (already resolved); ignored with a config */
     const char *model_name;  /* id clients use; NULL: the file name without .gguf */
-    const char *host;        /* default 127.0.0.1 */
-    int port;                /* default 8080; 0 picks a free one */
+    const char *host;        /* NULL: the config's, else 127.0.0.1 */
+    int port;                /* -1: the config's (8080 without one); 0 picks a free one */
     int n_parallel;          /* sequences at once (default 4) */
     int n_ctx;               /* positions per sequence (0: model's, capped at 4096) */
     int n_threads;           /* 0: physical cores */

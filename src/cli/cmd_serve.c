@@ -11,16 +11,19 @@
 
 static const char help[] =
     "Usage: kyozon serve -m MODEL [options]\n"
+    "       kyozon serve --config FILE [options]\n"
     "\n"
     "Serves the OpenAI API (/v1/chat/completions, /v1/completions, /v1/embeddings,\n"
-    "/v1/models) plus /health and /metrics over a local GGUF model.\n"
+    "/v1/models, /v1/providers) plus /health and /metrics, over a local GGUF model or\n"
+    "over the providers and models of a YAML configuration (see docs/CONFIG.md).\n"
     "SIGTERM or SIGINT stops accepting, lets requests in flight finish, and exits 0.\n"
     "\n"
     "Options:\n"
     "  -m, --model MODEL      a GGUF file, or the name of a model pulled with 'kyozon pull'\n"
     "                         (default: $KYOZON_MODEL)\n"
-    "      --host H           address to bind (default 127.0.0.1)\n"
-    "      --port P           port (default 8080; 0 picks a free one)\n"
+    "      --config FILE      a router configuration: providers, models, routing\n"
+    "      --host H           address to bind (default: the config's, else 127.0.0.1)\n"
+    "      --port P           port (default: the config's, else 8080; 0 picks a free one)\n"
     "      --parallel N       sequences generated at once (default 4)\n"
     "  -c, --ctx N            context positions per sequence (default: the model's, at most 4096)\n"
     "  -t, --threads N        kernel threads (default: physical cores)\n"
@@ -34,7 +37,8 @@ int kz_cmd_serve(int argc, char **argv)
 {
     struct kz_serve_opts o = {0};
     const char *model = getenv("KYOZON_MODEL");
-    long port = 8080, par = 4, ctx = 0, thr = 0, mq = 64, body = 4 << 20, drain = 10000;
+    const char *config = NULL;
+    long port = -1, par = 4, ctx = 0, thr = 0, mq = 64, body = 4 << 20, drain = 10000;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
@@ -44,6 +48,10 @@ int kz_cmd_serve(int argc, char **argv)
         } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
             bad = kz_arg_need("serve", a, v);
             model = v;
+            i++;
+        } else if (!strcmp(a, "--config")) {
+            bad = kz_arg_need("serve", a, v);
+            config = v;
             i++;
         } else if (!strcmp(a, "--host")) {
             bad = kz_arg_need("serve", a, v);
@@ -81,17 +89,19 @@ int kz_cmd_serve(int argc, char **argv)
         if (bad)
             return 2;
     }
-    if (!model || !*model) {
-        fprintf(stderr, "kyozon serve: -m MODEL is required (or set KYOZON_MODEL; see kyozon serve --help)\n");
-        return 2;
-    }
     char path[4096];
     struct kz_err err = {{0}};
-    if (kz_model_resolve(model, path, sizeof path, &err) != KZ_OK) {
+    if (config) {
+        o.config_path = config;
+    } else if (!model || !*model) {
+        fprintf(stderr, "kyozon serve: -m MODEL or --config FILE is required (see kyozon serve --help)\n");
+        return 2;
+    } else if (kz_model_resolve(model, path, sizeof path, &err) != KZ_OK) {
         fprintf(stderr, "kyozon serve: %s\n", err.msg);
         return 1;
+    } else {
+        o.model_path = path;
     }
-    o.model_path = path;
     o.port = (int)port;
     o.n_parallel = (int)par;
     o.n_ctx = (int)ctx;

@@ -14,7 +14,10 @@ kz_status kz_openai_build_request(const struct kz_api_request *r, const char *up
     json_t *o = json_deep_copy(r->root);
     if (!o || json_object_set_new(o, "model", json_string(upstream_model)))
         goto oom;
-    if (r->kind != KZ_API_EMBEDDINGS) {
+    if (r->kind == KZ_API_EMBEDDINGS) {
+        if (json_object_set_new(o, "encoding_format", json_string("float")))
+            goto oom;
+    } else {
         json_t *so = json_object_get(o, "stream_options");
         if (!json_is_object(so)) {
             so = json_object();
@@ -148,6 +151,114 @@ kz_status kz_openai_dec_chunk(struct kz_openai_dec *d, int chat, const char *dat
         fn(ud, &ev);
     }
 out:
+    json_decref(o);
+    return rc;
+}
+
+static kz_status emit_usage(json_t *o, kz_ev_fn fn, void *ud)
+{
+    json_t *u = json_object_get(o, "usage");
+    if (json_is_object(u)) {
+        struct kz_ev ev;
+        memset(&ev, 0, sizeof ev);
+        ev.type = KZ_EV_USAGE;
+        ev.prompt_tokens = count(json_object_get(u, "prompt_tokens"));
+        ev.completion_tokens = count(json_object_get(u, "completion_tokens"));
+        fn(ud, &ev);
+    }
+    return KZ_OK;
+}
+
+static kz_status decode_embeddings(json_t *o, kz_ev_fn fn, void *ud, struct kz_err *err)
+{
+    json_t *data = json_object_get(o, "data");
+    if (!json_is_array(data))
+        return kz_err_set(err, KZ_EPROTO, "upstream embeddings: data is not an array");
+    size_t i;
+    json_t *d;
+    kz_status rc = KZ_OK;
+    json_array_foreach(data, i, d) {
+        json_t *e = json_object_get(d, "embedding");
+        json_t *jidx = json_object_get(d, "index");
+        long idx = jidx ? count(jidx) : (long)i;
+        if (!json_is_array(e) || json_array_size(e) == 0 || json_array_size(e) > 65536 || idx < 0 || idx > 4096)
+            return kz_err_set(err, KZ_EPROTO, "upstream embeddings: item %zu has no usable vector", i);
+        size_t dim = json_array_size(e);
+        float *v = kz_malloc(dim * sizeof *v);
+        if (!v)
+            return kz_err_set(err, KZ_ENOMEM, "out of memory");
+        for (size_t k = 0; k < dim && !rc; k++) {
+            json_t *x = json_array_get(e, k);
+            if (!json_is_number(x))
+                rc = kz_err_set(err, KZ_EPROTO, "upstream embeddings: a value is not a number");
+            else
+                v[k] = (float)json_number_value(x);
+        }
+        if (!rc) {
+            struct kz_ev ev;
+            memset(&ev, 0, sizeof ev);
+            ev.type = KZ_EV_EMBEDDING;
+            ev.index = (int)idx;
+            ev.vec = v;
+            ev.dim = dim;
+            fn(ud, &ev);
+        }
+        kz_free(v);
+        if (rc)
+            return rc;
+    }
+    return emit_usage(o, fn, ud);
+}
+
+kz_status kz_openai_decode_body(enum kz_api_kind kind, const char *body, size_t len, kz_ev_fn fn, void *ud,
+                                struct kz_err *err)
+{
+    json_error_t je;
+    json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return kz_err_set(err, KZ_EPROTO, "upstream sent an invalid response body (%s)", o ? "not an object" : je.text);
+    }
+    kz_status rc = KZ_OK;
+    if (kind == KZ_API_EMBEDDINGS) {
+        rc = decode_embeddings(o, fn, ud, err);
+        json_decref(o);
+        return rc;
+    }
+    json_t *choices = json_object_get(o, "choices");
+    if (!json_is_array(choices)) {
+        json_decref(o);
+        return kz_err_set(err, KZ_EPROTO, "upstream response: choices is not an array");
+    }
+    size_t i;
+    json_t *c;
+    json_array_foreach(choices, i, c) {
+        json_t *jidx = json_object_get(c, "index");
+        long idx = jidx ? count(jidx) : (long)i;
+        json_t *text = kind == KZ_API_CHAT ? json_object_get(json_object_get(c, "message"), "content")
+                                           : json_object_get(c, "text");
+        if (!json_is_object(c) || idx < 0 || idx > 1024 || (text && !json_is_string(text) && !json_is_null(text))) {
+            rc = kz_err_set(err, KZ_EPROTO, "upstream response: choice %zu is malformed", i);
+            break;
+        }
+        struct kz_ev ev;
+        memset(&ev, 0, sizeof ev);
+        ev.index = (int)idx;
+        if (json_string_length(text)) {
+            ev.type = KZ_EV_TEXT;
+            ev.text = json_string_value(text);
+            ev.len = json_string_length(text);
+            fn(ud, &ev);
+        }
+        json_t *fr = json_object_get(c, "finish_reason");
+        ev.type = KZ_EV_FINISH;
+        ev.text = NULL;
+        ev.len = 0;
+        ev.finish = kz_openai_finish(json_is_string(fr) ? json_string_value(fr) : NULL);
+        fn(ud, &ev);
+    }
+    if (!rc)
+        emit_usage(o, fn, ud);
     json_decref(o);
     return rc;
 }

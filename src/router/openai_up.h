@@ -23,7 +23,8 @@
 #include "router/events.h"
 
 /* The client's body with "model" replaced by upstream_model and streaming
- * forced on (chat and completions; embeddings are sent as they came).
+ * forced on (chat and completions); embeddings ask for float vectors (the
+ * client's encoding_format is applied when we answer).
  * Unknown fields pass through. kz_free *body. */
 kz_status kz_openai_build_request(const struct kz_api_request *r, const char *upstream_model, char **body,
                                   size_t *len, struct kz_err *err);
@@ -36,6 +37,11 @@ struct kz_openai_dec {
 /* One SSE data payload of a chat (chat != 0) or completion stream. */
 kz_status kz_openai_dec_chunk(struct kz_openai_dec *d, int chat, const char *data, size_t len, kz_ev_fn fn,
                               void *ud, struct kz_err *err);
+
+/* A whole (non-streamed) response body: chat.completion, text_completion
+ * or an embeddings list (float or base64 vectors). */
+kz_status kz_openai_decode_body(enum kz_api_kind kind, const char *body, size_t len, kz_ev_fn fn, void *ud,
+                                struct kz_err *err);
 
 /* Maps an OpenAI finish_reason to a KZ_FINISH_* string (unknown: stop). */
 const char *kz_openai_finish(const char *reason);

@@ -110,6 +110,8 @@ static int allowed(const struct kz_router *r, size_t m, size_t d, const struct k
     const struct kz_cfg_provider *p = &r->cfg->providers[cd->provider];
     if (p->privacy > h->ceiling || tried(st, m, d))
         return 0;
+    if (h->openai_only && (p->type == KZ_PROV_ANTHROPIC || p->type == KZ_PROV_BEDROCK))
+        return 0;
     return !(p->max_concurrency > 0 && r->prov_in_flight[cd->provider] >= p->max_concurrency);
 }
 

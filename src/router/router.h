@@ -54,6 +54,7 @@ struct kz_dep_stats {
 struct kz_route_hints {
     enum kz_privacy ceiling; /* providers above it are never used */
     int strategy;            /* -1: the model's own; else enum kz_strategy */
+    int openai_only;         /* completions and embeddings: skip anthropic and bedrock providers */
 };
 
 /* What one request has tried so far. Zero-initialize. */

@@ -29,6 +29,7 @@ struct kz_upstream {
     CURLM *multi;
     uv_timer_t timer;
     struct kz_up_call *calls; /* doubly linked, for free */
+    struct sock *socks;
     size_t active;
 };
 
@@ -57,6 +58,7 @@ struct sock {
     uv_poll_t poll;
     curl_socket_t fd;
     struct kz_upstream *u;
+    struct sock *prev, *next; /* open ones, so free can close what curl did not */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -228,6 +230,19 @@ static size_t on_write(char *p, size_t size, size_t n, void *ud)
 
 static void sock_closed(uv_handle_t *h) { kz_free(h->data); }
 
+static void sock_close(struct sock *s)
+{
+    struct kz_upstream *u = s->u;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        u->socks = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    uv_poll_stop(&s->poll);
+    uv_close((uv_handle_t *)&s->poll, sock_closed);
+}
+
 static void on_poll(uv_poll_t *h, int status, int events)
 {
     struct sock *s = h->data;
@@ -251,9 +266,7 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
     struct sock *s = socketp;
     if (what == CURL_POLL_REMOVE) {
         if (s) {
-            uv_poll_stop(&s->poll);
-            s->poll.data = s;
-            uv_close((uv_handle_t *)&s->poll, sock_closed);
+            sock_close(s);
             curl_multi_assign(u->multi, fd, NULL);
         }
         return 0;
@@ -269,6 +282,11 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
             return -1;
         }
         s->poll.data = s;
+        uv_unref((uv_handle_t *)&s->poll);
+        s->next = u->socks;
+        if (u->socks)
+            u->socks->prev = s;
+        u->socks = s;
         curl_multi_assign(u->multi, fd, s);
     }
     int ev = 0;
@@ -339,6 +357,9 @@ kz_status kz_upstream_new(uv_loop_t *loop, struct kz_upstream **out, struct kz_e
     }
     uv_timer_init(loop, &u->timer);
     u->timer.data = u;
+    /* Our handles never keep the loop alive by themselves: idle pooled
+     * connections must not stop a server from exiting once it has drained. */
+    uv_unref((uv_handle_t *)&u->timer);
     curl_multi_setopt(u->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
     curl_multi_setopt(u->multi, CURLMOPT_SOCKETDATA, u);
     curl_multi_setopt(u->multi, CURLMOPT_TIMERFUNCTION, on_timer_change);
@@ -354,11 +375,11 @@ void kz_upstream_free(struct kz_upstream *u)
 {
     if (!u)
         return;
-    while (u->calls) {
-        u->calls->cancelled = 1;
+    while (u->calls) /* their owners hear about it: nothing is left dangling */
         call_finish(u->calls, KZ_EIO, "shutting down");
-    }
-    curl_multi_cleanup(u->multi); /* closes pooled connections: socket callbacks close their polls */
+    curl_multi_cleanup(u->multi); /* closes the pooled connections */
+    while (u->socks)              /* polls curl did not tell us to remove */
+        sock_close(u->socks);
     uv_timer_stop(&u->timer);
     uv_close((uv_handle_t *)&u->timer, upstream_closed);
 }
@@ -416,6 +437,7 @@ kz_status kz_up_start(struct kz_upstream *u, const struct kz_up_req *req, const 
             curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
     }
     uv_timer_init(u->loop, &c->deadline);
+    uv_unref((uv_handle_t *)&c->deadline);
     c->deadline.data = c;
     c->t_start = c->t_last = now_ms(u);
     c->head_deadline_ms = req->head_timeout_ms;

@@ -60,8 +60,9 @@ struct kz_up_req {
 };
 
 kz_status kz_upstream_new(uv_loop_t *loop, struct kz_upstream **out, struct kz_err *err);
-/* Cancels every call (no callbacks) and frees; then run the loop once so
- * the poll and timer handles finish closing. */
+/* Ends every call (on_done with KZ_EIO "shutting down") and frees; then run
+ * the loop once so the poll and timer handles finish closing. The client's
+ * handles are unreferenced: they never keep uv_run going on their own. */
 void kz_upstream_free(struct kz_upstream *u);
 
 /* Starts a call. The body must stay valid until on_done or cancel. */
