@@ -118,6 +118,7 @@ struct kz_config {
     size_t n_providers;
     struct kz_cfg_model *models;
     size_t n_models;
+    char *ledger;                /* [NULL] `ledger:` as written; reserved for the usage ledger */
 };
 
 /* Parses and validates YAML text. `name` is used in messages and to resolve
