@@ -17,8 +17,9 @@
  * requires the roles to alternate. Empty or whitespace-only texts are left
  * out (Bedrock refuses blank text blocks). max_tokens, temperature, top_p
  * and stop map to inferenceConfig (maxTokens, temperature, topP,
- * stopSequences); top_k goes to additionalModelRequestFields.top_k, the name
- * Anthropic and Meta models on Bedrock read. Sampling knobs Converse lacks
+ * stopSequences); top_k (when above 0, as 0 means no cut) goes to
+ * additionalModelRequestFields.top_k, the name Anthropic models on Bedrock
+ * read. Sampling knobs Converse lacks
  * (seed, penalties, min_p) are not sent.
  *
  * Stop reasons map per WIRE.md's normalization table: end_turn and

@@ -117,7 +117,7 @@ kz_status kz_bedrock_build_request(const struct kz_api_request *r, char **body, 
     bad |= json_object_set(root, "messages", messages);
     if (config)
         bad |= json_object_set_new(root, "inferenceConfig", config);
-    if (r->top_k >= 0)
+    if (r->top_k > 0) /* 0 means "no top-k cut" to OpenAI-style servers: nothing to send */
         bad |= json_object_set_new(root, "additionalModelRequestFields", json_pack("{s:i}", "top_k", r->top_k));
     char *s = bad ? NULL : json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
     if (s) {

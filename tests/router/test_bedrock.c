@@ -91,9 +91,10 @@ static void request_bodies(void)
                 "\"max_completion_tokens\":9,\"stop\":\"Q:\",\"temperature\":0}",
                 "{\"messages\":[{\"role\":\"user\",\"content\":[{\"text\":\"hi\"}]}],"
                 "\"inferenceConfig\":{\"maxTokens\":9,\"temperature\":0.0,\"stopSequences\":[\"Q:\"]}}");
+    /* top_k 0 means no cut: nothing to send */
     expect_body("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"temperature\":1,\"top_k\":0}",
                 "{\"messages\":[{\"role\":\"user\",\"content\":[{\"text\":\"hi\"}]}],"
-                "\"inferenceConfig\":{\"temperature\":1.0},\"additionalModelRequestFields\":{\"top_k\":0}}");
+                "\"inferenceConfig\":{\"temperature\":1.0}}");
     /* text passes through byte for byte: quotes, control characters, non-ASCII */
     expect_body("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":"
                 "\"say \\\"\\u00e9t\\u00e9\\\"\\u0001 \\ud83d\\ude00\"}]}]}",
