@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT
  * Bedrock Converse answers that are not streamed: the JSON body of a
  * successful call, and error answers (status, x-amzn-ErrorType, body).
- * Also the helpers the stream decoder shares (bedrock_int.h).
+ * Also the functions the stream decoder shares (bedrock_int.h).
  */
 #include <stdio.h>
 #include <string.h>
