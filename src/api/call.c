@@ -66,6 +66,8 @@ struct call {
     long prompt_tokens, completion_tokens, n_text;
     int have_usage;
     const char *served_by;
+    int counted;       /* kz_router_request_begin was called */
+    int holding_retry; /* a place in the retry budget is ours */
     uv_timer_t retry_timer, deadline_timer, keepalive_timer;
     int closing;
 };
@@ -108,10 +110,21 @@ static void call_closed(uv_handle_t *h)
     kz_free(c);
 }
 
+static void release_retry(struct call *c)
+{
+    if (c->holding_retry)
+        kz_router_retry_end(c->gw->router);
+    c->holding_retry = 0;
+}
+
 static void maybe_free(struct call *c)
 {
     if (c->res || c->att || c->closing)
         return;
+    release_retry(c);
+    if (c->counted)
+        kz_router_request_end(c->gw->router);
+    c->counted = 0;
     c->closing = 3;
     uv_close((uv_handle_t *)&c->retry_timer, call_closed);
     uv_close((uv_handle_t *)&c->deadline_timer, call_closed);
@@ -207,8 +220,8 @@ static void fail_client(struct call *c, const struct kz_api_error *e, long retry
 static void fail_with_result(struct call *c, const struct kz_attempt_result *res)
 {
     struct kz_api_error e;
-    kz_api_fail(&e, res->status ? res->status : 502, res->type ? res->type : "server_error", res->code, NULL, "%s",
-                res->message);
+    kz_api_fail(&e, res->status ? res->status : 502, res->type ? res->type : "server_error", res->code, res->param,
+                "%s", res->message);
     fail_client(c, &e, res->retry_after_ms);
 }
 
@@ -361,6 +374,20 @@ static void on_end(void *ud, const struct kz_attempt_result *res)
     struct call *c = ud;
     uint64_t now = now_ms(c);
     c->att = NULL;
+    release_retry(c);
+    struct kz_attempt_result partial;
+    if (res->ok && c->r.kind != KZ_API_EMBEDDINGS) {
+        /* every choice must have ended: a provider that skips a prompt did
+         * not answer the request */
+        size_t done = 0;
+        for (size_t i = 0; i < c->n_choices; i++)
+            done += c->choices[i].finish != NULL;
+        if (done < c->n_choices) {
+            kz_attempt_fail(&partial, KZ_OUT_FAIL, 1, 502, "server_error", "upstream_malformed",
+                            "provider '%s' answered %zu of %zu prompts", c->served_by, done, c->n_choices);
+            res = &partial;
+        }
+    }
     kz_router_end(c->gw->router, c->am, c->ad, res->ok ? KZ_OUT_OK : res->outcome, res->retry_after_ms, c->ttft_ms,
                   now);
     if (!c->res) { /* the client left meanwhile (cannot happen: abort cancels), or the deadline answered */
@@ -376,7 +403,7 @@ static void on_end(void *ud, const struct kz_attempt_result *res)
     c->have_last = 1;
     const struct kz_cfg_router *rc = &c->gw->cfg->router;
     if (!c->content_sent && res->retryable && c->attempts < rc->max_attempts && now < c->deadline_ms &&
-        kz_router_take_retry(c->gw->router, now)) {
+        kz_router_may_retry(c->gw->router, c->am, c->ad, now, &c->holding_retry)) {
         reset_answer(c);
         /* full jitter over an exponential ceiling (base, 2 base, ...) */
         uint64_t ceil = (uint64_t)rc->backoff_base_ms << (c->attempts - 1 < 10 ? c->attempts - 1 : 10);
@@ -443,7 +470,9 @@ static void try_next(struct call *c)
         kz_router_end(gw->router, m, d, res.outcome, res.retry_after_ms, -1, now);
         c->last = res;
         c->have_last = 1;
-        if (!res.retryable || c->attempts >= cfg->router.max_attempts || !kz_router_take_retry(gw->router, now)) {
+        release_retry(c);
+        if (!res.retryable || c->attempts >= cfg->router.max_attempts ||
+            !kz_router_may_retry(gw->router, m, d, now, &c->holding_retry)) {
             fail_with_result(c, &res);
             break;
         }
@@ -581,6 +610,7 @@ void kz_call_handle(struct kz_gateway *gw, struct kz_http_req *req, struct kz_ht
     uv_timer_start(&c->deadline_timer, on_deadline, gw->cfg->router.deadline_ms, 0);
     if (c->r.stream)
         uv_timer_start(&c->keepalive_timer, on_keepalive, KEEPALIVE_MS, KEEPALIVE_MS);
-    kz_router_count_request(gw->router, now);
+    kz_router_request_begin(gw->router);
+    c->counted = 1;
     try_next(c);
 }

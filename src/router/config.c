@@ -45,7 +45,7 @@ static const struct field router_fields[] = {
     RTR(backoff_base_ms, F_MS, 0, 0),
     RTR(backoff_max_ms, F_MS, 0, 0),
     RTR(retry_budget, F_NUM, 0, 10),
-    RTR(retry_min_per_s, F_INT, 0, 1000000),
+    RTR(retry_min_concurrent, F_INT, 0, 1000000),
     RTR(eject_after, F_INT, 1, 1000000),
     RTR(eject_base_ms, F_MS, 1, 0),
     RTR(eject_max_ms, F_MS, 1, 0),
@@ -144,7 +144,7 @@ static kz_status set_defaults(struct kz_config *c)
     c->router.backoff_base_ms = 25;
     c->router.backoff_max_ms = 1000;
     c->router.retry_budget = 0.2;
-    c->router.retry_min_per_s = 3;
+    c->router.retry_min_concurrent = 3;
     c->router.eject_after = 5;
     c->router.eject_base_ms = 30000;
     c->router.eject_max_ms = 300000;

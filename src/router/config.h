@@ -94,8 +94,8 @@ struct kz_cfg_router {
     int max_attempts;            /* [3] tries per request over all deployments and fallbacks */
     unsigned backoff_base_ms;    /* [25] first retry delay; doubles, with full jitter */
     unsigned backoff_max_ms;     /* [1000] */
-    double retry_budget;         /* [0.2] retries allowed as a fraction of requests ... */
-    int retry_min_per_s;         /* [3] ... plus this many per second regardless */
+    double retry_budget;         /* [0.2] retries in flight at once, as a fraction of requests in flight ... */
+    int retry_min_concurrent;    /* [3] ... but at least this many */
     int eject_after;             /* [5] consecutive failures that eject a deployment */
     unsigned eject_base_ms;      /* [30000] first ejection; doubles on each repeat */
     unsigned eject_max_ms;       /* [300000] */

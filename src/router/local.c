@@ -376,14 +376,16 @@ static kz_status local_start(struct kz_provider *p, const struct kz_api_request 
     int n_jobs = r->kind == KZ_API_CHAT ? 1 : (int)r->n_inputs;
     const char *input_param = r->kind == KZ_API_EMBEDDINGS ? "input" : "prompt";
     if (n_jobs > MAX_PROMPTS) {
-        kz_attempt_fail(res, KZ_OUT_NEUTRAL, 0, 400, "invalid_request_error", NULL, "%s: at most %d inputs per request",
-                        input_param, MAX_PROMPTS);
+        kz_attempt_fail(res, KZ_OUT_NEUTRAL, 0, 400, "invalid_request_error", NULL, "at most %d inputs per request",
+                        MAX_PROMPTS);
+        res->param = input_param;
         return KZ_EINVAL;
     }
     int n_ctx = kz_sched_n_ctx(L->sched);
     if (r->max_tokens > n_ctx) {
         kz_attempt_fail(res, KZ_OUT_NEUTRAL, 0, 400, "invalid_request_error", NULL,
                         "max_tokens is %d; this model's context holds %d tokens", r->max_tokens, n_ctx);
+        res->param = json_object_get(r->root, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
         return KZ_EINVAL;
     }
     struct kz_attempt *a = kz_calloc(1, sizeof *a + (size_t)n_jobs * sizeof(struct job));
@@ -434,13 +436,14 @@ static kz_status local_start(struct kz_provider *p, const struct kz_api_request 
             kz_attempt_fail(res, KZ_OUT_NEUTRAL, 0, 400, "invalid_request_error", NULL,
                             "cannot tokenize the prompt: %s", err.msg);
         } else if (n_ids[j] == 0) {
-            kz_attempt_fail(res, KZ_OUT_NEUTRAL, 0, 400, "invalid_request_error", NULL, "%s: the input is empty",
-                            input_param);
+            kz_attempt_fail(res, KZ_OUT_NEUTRAL, 0, 400, "invalid_request_error", NULL, "the input is empty");
+            res->param = input_param;
             rc = KZ_EINVAL;
         } else if ((long)n_ids[j] >= n_ctx) {
             kz_attempt_fail(res, KZ_OUT_NEUTRAL, 0, 400, "invalid_request_error", "context_length_exceeded",
                             "This model's maximum context length is %d tokens; the prompt is %zu tokens", n_ctx,
                             n_ids[j]);
+            res->param = r->kind == KZ_API_CHAT ? "messages" : input_param;
             rc = KZ_EINVAL;
         }
         kz_free(prompt);

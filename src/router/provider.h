@@ -31,6 +31,7 @@ struct kz_attempt_result {
     int status;              /* HTTP status for the client when this is final */
     const char *type;        /* OpenAI error type: static */
     const char *code;        /* static or NULL */
+    const char *param;       /* the request field at fault (static), or NULL */
     long retry_after_ms;     /* from Retry-After, or -1 */
     char message[512];
 };

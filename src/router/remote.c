@@ -69,15 +69,16 @@ struct kz_attempt {
 
 /* ---- building the request ------------------------------------------------------- */
 
-static kz_status add_hdr(struct kz_attempt *a, const char *fmt, const char *v)
+/* "Name: value" */
+static kz_status add_hdr(struct kz_attempt *a, const char *name, const char *v)
 {
     if (a->n_hdr == MAX_HEADERS)
         return KZ_ELIMIT;
-    size_t n = strlen(fmt) + strlen(v) + 1;
+    size_t n = strlen(name) + strlen(v) + 3;
     char *h = kz_malloc(n);
     if (!h)
         return KZ_ENOMEM;
-    snprintf(h, n, fmt, v);
+    snprintf(h, n, "%s: %s", name, v);
     a->hdr[a->n_hdr++] = h;
     return KZ_OK;
 }
@@ -89,6 +90,14 @@ static char *join(const char *a, const char *b, const char *c, const char *d)
     if (s)
         snprintf(s, n, "%s%s%s%s", a, b, c, d);
     return s;
+}
+
+static kz_status add_bearer(struct kz_attempt *a, const char *key)
+{
+    char *v = join("Bearer ", key, "", "");
+    kz_status rc = v ? add_hdr(a, "Authorization", v) : KZ_ENOMEM;
+    kz_free(v);
+    return rc;
 }
 
 static const char *kind_path(enum kz_api_kind k)
@@ -125,11 +134,11 @@ static kz_status sign_bedrock(struct kz_attempt *a, const struct kz_cfg_provider
                              .amz_date = date};
     kz_status rc = kz_sigv4_sign(&q, auth, sizeof auth, err);
     if (!rc)
-        rc = add_hdr(a, "x-amz-date: %s", date);
+        rc = add_hdr(a, "x-amz-date", date);
     if (!rc)
-        rc = add_hdr(a, "Authorization: %s", auth);
+        rc = add_hdr(a, "Authorization", auth);
     if (!rc && c->session_token)
-        rc = add_hdr(a, "x-amz-security-token: %s", c->session_token);
+        rc = add_hdr(a, "x-amz-security-token", c->session_token);
     return rc;
 }
 
@@ -150,11 +159,11 @@ static kz_status build(struct kz_attempt *a, const struct kz_api_request *r, con
             a->url = p1 ? join(p1, "?api-version=", c->api_version, "") : NULL;
             kz_free(p1);
             if (!rc && c->api_key)
-                rc = add_hdr(a, "api-key: %s", c->api_key);
+                rc = add_hdr(a, "api-key", c->api_key);
         } else {
             a->url = join(c->base_url, kind_path(r->kind), "", "");
             if (!rc && c->api_key)
-                rc = add_hdr(a, "Authorization: Bearer %s", c->api_key);
+                rc = add_bearer(a, c->api_key);
         }
         break;
     case KZ_PROV_ANTHROPIC:
@@ -162,9 +171,9 @@ static kz_status build(struct kz_attempt *a, const struct kz_api_request *r, con
         rc = kz_anthropic_build_request(r, model, 1, 4096, &a->body, &a->body_len, err);
         a->url = join(c->base_url, "/messages", "", "");
         if (!rc)
-            rc = add_hdr(a, "anthropic-version: %s", "2023-06-01");
+            rc = add_hdr(a, "anthropic-version", "2023-06-01");
         if (!rc && c->api_key)
-            rc = add_hdr(a, "x-api-key: %s", c->api_key);
+            rc = add_hdr(a, "x-api-key", c->api_key);
         break;
     case KZ_PROV_BEDROCK:
         a->dialect = D_BEDROCK;
@@ -173,7 +182,7 @@ static kz_status build(struct kz_attempt *a, const struct kz_api_request *r, con
         a->url = path ? join(c->base_url, path, "", "") : NULL;
         if (!rc && a->url) {
             if (c->api_key)
-                rc = add_hdr(a, "Authorization: Bearer %s", c->api_key);
+                rc = add_bearer(a, c->api_key);
             else
                 rc = sign_bedrock(a, c, path, err);
         }
@@ -186,7 +195,7 @@ static kz_status build(struct kz_attempt *a, const struct kz_api_request *r, con
     if (!rc && !a->url)
         rc = KZ_ENOMEM;
     if (!rc)
-        rc = add_hdr(a, "Content-Type: %s", "application/json");
+        rc = add_hdr(a, "Content-Type", "application/json");
     if (rc == KZ_ENOMEM)
         kz_err_set(err, KZ_ENOMEM, "out of memory");
     return rc;
@@ -355,7 +364,7 @@ static int stream_complete(const struct kz_attempt *a)
     case D_ANTHROPIC:
         return kz_anthropic_dec_done(&a->ad);
     case D_BEDROCK:
-        return kz_bedrock_dec_done(&a->bd);
+        return a->bd.finished; /* messageStop; the metadata event with usage may follow */
     }
     return 0;
 }

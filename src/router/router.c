@@ -7,8 +7,6 @@
 
 #include "core/alloc.h"
 
-#define WINDOW_S 10 /* retry-budget window, one bucket per second */
-
 struct dep {
     enum kz_dep_health health;
     int in_flight;
@@ -27,8 +25,8 @@ struct kz_router {
     struct dep *deps;
     int *prov_in_flight;
     uint64_t rng;
-    uint64_t bucket_s;
-    uint32_t req[WINDOW_S], retry[WINDOW_S];
+    int active;   /* client requests in flight */
+    int retrying; /* retries in flight */
 };
 
 kz_status kz_router_new(const struct kz_config *cfg, uint64_t seed, struct kz_router **out, struct kz_err *err)
@@ -210,22 +208,6 @@ int kz_router_pick(struct kz_router *r, size_t model, const struct kz_route_hint
             return 1;
         }
     }
-    /* Everything allowed is ejected: one probe at a time to the first
-     * ejected deployment in order (never into a Retry-After cooldown). */
-    for (size_t k = 0; k < nm; k++) {
-        size_t m = models[k];
-        for (size_t d = 0; d < r->cfg->models[m].n_deployments; d++) {
-            struct dep *s = dep_of(r, m, d);
-            if (allowed(r, m, d, h, st) && s->health == KZ_DEP_EJECTED && !s->probing) {
-                s->probing = 1;
-                *out_model = m;
-                *out_dep = d;
-                st->tried_model[st->n_tried] = m;
-                st->tried_dep[st->n_tried++] = d;
-                return 1;
-            }
-        }
-    }
     if (soonest != UINT64_MAX)
         *retry_after_ms = soonest - now_ms;
     return 0;
@@ -295,38 +277,24 @@ void kz_router_end(struct kz_router *r, size_t model, size_t dep, enum kz_outcom
     }
 }
 
-static void roll(struct kz_router *r, uint64_t now_ms)
-{
-    uint64_t sec = now_ms / 1000;
-    if (sec - r->bucket_s >= WINDOW_S) {
-        memset(r->req, 0, sizeof r->req);
-        memset(r->retry, 0, sizeof r->retry);
-    } else {
-        for (uint64_t s = r->bucket_s + 1; s <= sec; s++) {
-            r->req[s % WINDOW_S] = 0;
-            r->retry[s % WINDOW_S] = 0;
-        }
-    }
-    r->bucket_s = sec;
-}
+void kz_router_request_begin(struct kz_router *r) { r->active++; }
+void kz_router_request_end(struct kz_router *r) { r->active--; }
+void kz_router_retry_end(struct kz_router *r) { r->retrying--; }
 
-void kz_router_count_request(struct kz_router *r, uint64_t now_ms)
+int kz_router_may_retry(struct kz_router *r, size_t model, size_t dep, uint64_t now_ms, int *took)
 {
-    roll(r, now_ms);
-    r->req[r->bucket_s % WINDOW_S]++;
-}
-
-int kz_router_take_retry(struct kz_router *r, uint64_t now_ms)
-{
-    roll(r, now_ms);
-    uint64_t req = 0, ret = 0;
-    for (int i = 0; i < WINDOW_S; i++) {
-        req += r->req[i];
-        ret += r->retry[i];
-    }
-    if ((double)ret + 1.0 > r->cfg->router.retry_budget * (double)req + (double)r->cfg->router.retry_min_per_s)
+    struct dep *s = dep_of(r, model, dep);
+    *took = 0;
+    age(s, now_ms);
+    if (s->health == KZ_DEP_EJECTED)
+        return 1;
+    double cap = r->cfg->router.retry_budget * (double)r->active;
+    if (cap < (double)r->cfg->router.retry_min_concurrent)
+        cap = (double)r->cfg->router.retry_min_concurrent;
+    if ((double)r->retrying + 1.0 > cap)
         return 0;
-    r->retry[r->bucket_s % WINDOW_S]++;
+    r->retrying++;
+    *took = 1;
     return 1;
 }
 

@@ -14,13 +14,17 @@
  *     exactly that long: it gets no requests at all, probes included;
  *   - with active health checks on, a successful check ends an ejection at
  *     once (kz_router_check_result).
- * When every deployment a request could use is ejected, one probe at a time
- * may still go to an ejected one (never to one in a Retry-After cooldown),
- * so an all-down blip does not last a whole ejection period.
+ * When every deployment a request could use is ejected, it gets nothing
+ * (the caller answers 503 with the time until the first ejection ends):
+ * probing on every request would turn an outage into load. Active health
+ * checks end ejections early when providers come back.
  *
- * Retries are capped by a budget: over the last 10 seconds, retries may
- * number at most retry_budget x requests + retry_min_per_s, so an outage
- * cannot multiply the load on the providers that are left.
+ * Retries are capped by a budget (the Envoy rule): retries in flight at once
+ * may number at most max(retry_min_concurrent, retry_budget x requests in
+ * flight), so an outage cannot multiply the load on the providers that are
+ * left. Failing over away from a deployment that is now ejected is not a
+ * retry in that sense (it moves load, it does not add any): those are
+ * bounded by the requests that were in flight on it when it died.
  *
  * Threads: loop thread only.
  */
@@ -89,10 +93,15 @@ void kz_router_begin(struct kz_router *r, size_t model, size_t dep, uint64_t now
 void kz_router_end(struct kz_router *r, size_t model, size_t dep, enum kz_outcome o, long retry_after_ms,
                    double ttft_ms, uint64_t now_ms);
 
-/* Counts a client request (for the retry budget). */
-void kz_router_count_request(struct kz_router *r, uint64_t now_ms);
-/* 1 and counts a retry when the budget allows one now, else 0. */
-int kz_router_take_retry(struct kz_router *r, uint64_t now_ms);
+/* A client request starts / ends (the retry budget's base). */
+void kz_router_request_begin(struct kz_router *r);
+void kz_router_request_end(struct kz_router *r);
+/* Whether the request may try again after its attempt on (model, dep)
+ * failed: 1 when that deployment is ejected now (a failover, free), 1 and
+ * *took = 1 when the budget has room (release it with kz_router_retry_end
+ * when that retry attempt ends), else 0. */
+int kz_router_may_retry(struct kz_router *r, size_t model, size_t dep, uint64_t now_ms, int *took);
+void kz_router_retry_end(struct kz_router *r);
 
 /* Active health check result for every deployment on provider p. */
 void kz_router_check_result(struct kz_router *r, size_t provider, int ok, uint64_t now_ms);

@@ -195,6 +195,9 @@ static int record(void *ud, const struct kz_ev *ev)
         l->out = ev->completion_tokens;
         l->n_usage++;
         break;
+    case KZ_EV_EMBEDDING:
+        T_OK(0, "no embeddings from a chat decoder");
+        break;
     case KZ_EV_ERROR:
         l->status = ev->status;
         snprintf(l->err_type, sizeof l->err_type, "%s", ev->err_type ? ev->err_type : "(null)");

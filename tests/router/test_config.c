@@ -92,7 +92,7 @@ static void check_default_router(const struct kz_cfg_router *r)
     T_EQ_INT(r->backoff_base_ms, 25);
     T_EQ_INT(r->backoff_max_ms, 1000);
     T_OK(r->retry_budget == 0.2, "retry_budget %g", r->retry_budget);
-    T_EQ_INT(r->retry_min_per_s, 3);
+    T_EQ_INT(r->retry_min_concurrent, 3);
     T_EQ_INT(r->eject_after, 5);
     T_EQ_INT(r->eject_base_ms, 30000);
     T_EQ_INT(r->eject_max_ms, 300000);
@@ -234,7 +234,7 @@ static void defaults(void)
                       "  backoff_base_ms: 10\n"
                       "  backoff_max_ms: 500\n"
                       "  retry_budget: 0.5\n"
-                      "  retry_min_per_s: 0\n"
+                      "  retry_min_concurrent: 0\n"
                       "  eject_after: 2\n"
                       "  eject_base_ms: 1000\n"
                       "  eject_max_ms: 2000\n"
@@ -284,7 +284,7 @@ static void defaults(void)
     T_EQ_INT(c->router.backoff_base_ms, 10);
     T_EQ_INT(c->router.backoff_max_ms, 500);
     T_OK(c->router.retry_budget == 0.5, "retry_budget");
-    T_EQ_INT(c->router.retry_min_per_s, 0);
+    T_EQ_INT(c->router.retry_min_concurrent, 0);
     T_EQ_INT(c->router.eject_after, 2);
     T_EQ_INT(c->router.eject_base_ms, 1000);
     T_EQ_INT(c->router.eject_max_ms, 2000);

@@ -273,6 +273,8 @@ static double call(uv_loop_t *loop, struct kz_upstream *u, const char *url, cons
     return now_ms() - t0;
 }
 
+static void on_tick(uv_timer_t *t) { (void)t; }
+
 static void upstream_calls(void)
 {
     struct tsrv t;
@@ -281,6 +283,11 @@ static void upstream_calls(void)
     T_OK(tsrv_start(&t, &cfg, srv_handler, NULL) == 0, "server started");
     uv_loop_t loop;
     uv_loop_init(&loop);
+    /* the client's handles do not keep a loop alive (a server owns that);
+     * here a ticking timer does, so uv_run waits for I/O */
+    uv_timer_t keeper;
+    uv_timer_init(&loop, &keeper);
+    uv_timer_start(&keeper, on_tick, 10, 10);
     struct kz_upstream *u;
     struct kz_err err;
     T_EQ_INT(kz_upstream_new(&loop, &u, &err), KZ_OK);
@@ -346,6 +353,7 @@ static void upstream_calls(void)
     T_OK(!r.done, "no callback after a cancel");
 
     kz_upstream_free(u);
+    uv_close((uv_handle_t *)&keeper, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     T_EQ_INT(uv_loop_close(&loop), 0);
     tsrv_stop(&t, 0);

@@ -84,13 +84,13 @@ static size_t content_bytes(const struct kz_api_request *r)
     return bytes;
 }
 
-/* One stream chunk: token k's text, or (text NULL) the finish chunk. */
-static char *text_chunk(int chat, const char *id, const char *model, const char *text, size_t len,
+/* One stream chunk of choice `index`: token k's text, or (text NULL) the finish chunk. */
+static char *text_chunk(int chat, const char *id, const char *model, size_t index, const char *text, size_t len,
                         const char *finish, int usage_null)
 {
     if (chat)
         return kz_api_chat_chunk(id, KZ_MOCK_CREATED, model, NULL, text, len, finish, usage_null);
-    return kz_api_completion_chunk(id, KZ_MOCK_CREATED, model, 0, text ? text : "", len, finish, usage_null);
+    return kz_api_completion_chunk(id, KZ_MOCK_CREATED, model, index, text ? text : "", len, finish, usage_null);
 }
 
 struct kz_mock_script *kz_mock_openai_text(const struct kz_mock_ctx *c, const char *model, enum kz_mock_dialect d,
@@ -105,17 +105,27 @@ struct kz_mock_script *kz_mock_openai_text(const struct kz_mock_ctx *c, const ch
         model = r.model;
     const char *finish;
     int n = plan(c, r.max_tokens, &finish);
-    struct kz_api_usage u = {kz_mock_prompt_tokens(content_bytes(&r)), n};
+    /* completions answer every prompt: one choice each, the same tokens */
+    size_t n_choices = chat || r.n_inputs == 0 ? 1 : r.n_inputs;
+    if (n_choices > 64)
+        n_choices = 64;
+    struct kz_api_usage u = {kz_mock_prompt_tokens(content_bytes(&r)), n * (long)n_choices};
     char id[48];
     snprintf(id, sizeof id, "%s-mock%lu", chat ? "chatcmpl" : "cmpl", c->seq);
     struct kz_mock_script *s;
     if (!r.stream) {
         size_t len;
         char *text = kz_mock_tokens_text(n, &len);
-        const char *texts[1] = {text};
+        const char *texts[64], *fins[64];
+        size_t lens[64];
+        for (size_t i = 0; i < n_choices; i++) {
+            texts[i] = text;
+            lens[i] = len;
+            fins[i] = finish;
+        }
         char *body = !text ? NULL
                      : chat ? kz_api_chat_response(id, KZ_MOCK_CREATED, model, text, len, finish, &u)
-                            : kz_api_completion_response(id, KZ_MOCK_CREATED, model, 1, texts, &len, &finish, &u);
+                            : kz_api_completion_response(id, KZ_MOCK_CREATED, model, n_choices, texts, lens, fins, &u);
         s = json_answer(c, body);
         kz_free(text);
     } else if ((s = kz_mock_stream_start("text/event-stream", "Cache-Control: no-cache\r\n", c->keep_alive))) {
@@ -125,9 +135,11 @@ struct kz_mock_script *kz_mock_openai_text(const struct kz_mock_ctx *c, const ch
         for (int k = 0; k < n; k++) {
             char tok[16];
             size_t tl = kz_mock_token(k, tok, sizeof tok);
-            add_event(s, text_chunk(chat, id, model, tok, tl, NULL, un), 1);
+            for (size_t i = 0; i < n_choices; i++)
+                add_event(s, text_chunk(chat, id, model, i, tok, tl, NULL, un), 1);
         }
-        add_event(s, text_chunk(chat, id, model, NULL, 0, finish, un), 0);
+        for (size_t i = 0; i < n_choices; i++)
+            add_event(s, text_chunk(chat, id, model, i, NULL, 0, finish, un), 0);
         stream_tail(s, id, model, chat, un, &u);
     }
     kz_api_request_free(&r);
