@@ -402,8 +402,10 @@ static void on_end(void *ud, const struct kz_attempt_result *res)
     c->last = *res;
     c->have_last = 1;
     const struct kz_cfg_router *rc = &c->gw->cfg->router;
+    /* a request that never reached its provider costs nobody anything:
+     * trying it elsewhere needs no place in the retry budget */
     if (!c->content_sent && res->retryable && c->attempts < rc->max_attempts && now < c->deadline_ms &&
-        kz_router_may_retry(c->gw->router, c->am, c->ad, now, &c->holding_retry)) {
+        (res->unsent || kz_router_may_retry(c->gw->router, c->am, c->ad, now, &c->holding_retry))) {
         reset_answer(c);
         /* full jitter over an exponential ceiling (base, 2 base, ...) */
         uint64_t ceil = (uint64_t)rc->backoff_base_ms << (c->attempts - 1 < 10 ? c->attempts - 1 : 10);

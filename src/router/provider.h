@@ -33,6 +33,7 @@ struct kz_attempt_result {
     const char *code;        /* static or NULL */
     const char *param;       /* the request field at fault (static), or NULL */
     long retry_after_ms;     /* from Retry-After, or -1 */
+    int unsent;              /* the provider never received the request (no connection) */
     char message[512];
 };
 

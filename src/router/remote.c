@@ -391,13 +391,16 @@ static void up_done(void *ud, kz_status rc, const char *msg)
     if (a->failed) {
         res = a->res;
     } else if (rc) {
-        if (a->status == 0)
+        if (a->status == 0) {
             kz_attempt_fail(&res, KZ_OUT_FAIL, 1, timeout ? 504 : 502, "server_error",
                             timeout ? "upstream_timeout" : "upstream_unreachable", "provider '%s': %s", name, msg);
-        else
+            res.unsent = rc == KZ_ENOTFOUND;
+        }
+        else {
             kz_attempt_fail(&res, KZ_OUT_FAIL, 1, timeout ? 504 : 502, "server_error",
                             timeout ? "upstream_timeout" : "upstream_truncated",
                             "provider '%s' broke off its answer: %s", name, msg);
+        }
     } else if (a->status != 200) {
         char text[300], type[64];
         kz_upstream_error_text(a->buf ? a->buf : "", a->len, text, sizeof text, type, sizeof type);

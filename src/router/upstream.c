@@ -336,7 +336,11 @@ static void check_done(struct kz_upstream *u)
         else {
             char msg[CURL_ERROR_SIZE + 64];
             snprintf(msg, sizeof msg, "%s", c->errbuf[0] ? c->errbuf : curl_easy_strerror(res));
-            call_finish(c, KZ_EIO, msg);
+            /* curl's only clock here is the connect timeout (ours cover the
+             * rest), so all three mean the request never left */
+            int unsent = res == CURLE_COULDNT_CONNECT || res == CURLE_COULDNT_RESOLVE_HOST ||
+                         res == CURLE_OPERATION_TIMEDOUT;
+            call_finish(c, unsent ? KZ_ENOTFOUND : KZ_EIO, msg);
         }
     }
 }

@@ -10,6 +10,10 @@
  * between body bytes: a stream that stalls), and the total deadline. Any of
  * them ends the call with KZ_EIO and a message saying which.
  *
+ * on_done's status: KZ_OK (complete), KZ_ENOTFOUND (no connection could be
+ * made: refused, unresolvable, connect timeout; the request was not sent),
+ * KZ_EIO (anything else, msg says what).
+ *
  * Callbacks run on the loop thread: on_head once the response head is
  * complete, on_data for body bytes, on_done exactly once at the end (unless
  * the call was cancelled: then nothing more is called). A callback may
