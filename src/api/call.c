@@ -37,6 +37,7 @@ struct choice {
 
 struct call {
     struct kz_gateway *gw;
+    struct kz_gen *gen; /* the configuration this request started with (a reference) */
     struct kz_http_res *res; /* NULL once the response ended or the client left */
     struct kz_api_request r;
     const char *route;
@@ -107,13 +108,14 @@ static void call_closed(uv_handle_t *h)
     kz_free(c->dims);
     kz_api_request_free(&c->r);
     c->gw->n_calls--;
+    kz_gen_release(c->gen);
     kz_free(c);
 }
 
 static void release_retry(struct call *c)
 {
     if (c->holding_retry)
-        kz_router_retry_end(c->gw->router);
+        kz_router_retry_end(c->gen->router);
     c->holding_retry = 0;
 }
 
@@ -123,7 +125,7 @@ static void maybe_free(struct call *c)
         return;
     release_retry(c);
     if (c->counted)
-        kz_router_request_end(c->gw->router);
+        kz_router_request_end(c->gen->router);
     c->counted = 0;
     c->closing = 3;
     uv_close((uv_handle_t *)&c->retry_timer, call_closed);
@@ -388,7 +390,7 @@ static void on_end(void *ud, const struct kz_attempt_result *res)
             res = &partial;
         }
     }
-    kz_router_end(c->gw->router, c->am, c->ad, res->ok ? KZ_OUT_OK : res->outcome, res->retry_after_ms, c->ttft_ms,
+    kz_router_end(c->gen->router, c->am, c->ad, res->ok ? KZ_OUT_OK : res->outcome, res->retry_after_ms, c->ttft_ms,
                   now);
     if (!c->res) { /* the client left meanwhile (cannot happen: abort cancels), or the deadline answered */
         maybe_free(c);
@@ -401,11 +403,11 @@ static void on_end(void *ud, const struct kz_attempt_result *res)
     }
     c->last = *res;
     c->have_last = 1;
-    const struct kz_cfg_router *rc = &c->gw->cfg->router;
+    const struct kz_cfg_router *rc = &c->gen->cfg->router;
     /* a request that never reached its provider costs nobody anything:
      * trying it elsewhere needs no place in the retry budget */
     if (!c->content_sent && res->retryable && c->attempts < rc->max_attempts && now < c->deadline_ms &&
-        (res->unsent || kz_router_may_retry(c->gw->router, c->am, c->ad, now, &c->holding_retry))) {
+        (res->unsent || kz_router_may_retry(c->gen->router, c->am, c->ad, now, &c->holding_retry))) {
         reset_answer(c);
         /* full jitter over an exponential ceiling (base, 2 base, ...) */
         uint64_t ceil = (uint64_t)rc->backoff_base_ms << (c->attempts - 1 < 10 ? c->attempts - 1 : 10);
@@ -431,12 +433,12 @@ static const struct kz_attempt_cbs attempt_cbs = {on_event, on_end};
 
 static void try_next(struct call *c)
 {
-    struct kz_gateway *gw = c->gw;
-    const struct kz_config *cfg = gw->cfg;
+    struct kz_gen *gen = c->gen;
+    const struct kz_config *cfg = gen->cfg;
     while (c->res) {
         uint64_t now = now_ms(c), ra = 0;
         size_t m, d;
-        if (!kz_router_pick(gw->router, c->model, &c->hints, &c->rs, now, &m, &d, &ra)) {
+        if (!kz_router_pick(gen->router, c->model, &c->hints, &c->rs, now, &m, &d, &ra)) {
             if (c->have_last) {
                 fail_with_result(c, &c->last);
             } else {
@@ -454,14 +456,14 @@ static void try_next(struct call *c)
             break;
         }
         const struct kz_cfg_deployment *dep = &cfg->models[m].deployments[d];
-        c->prov = gw->providers[dep->provider];
+        c->prov = gen->providers[dep->provider];
         c->am = m;
         c->ad = d;
         c->attempts++;
         c->ttft_ms = -1;
         c->att_t0_ms = now;
         c->served_by = c->prov->cfg->name;
-        kz_router_begin(gw->router, m, d, now);
+        kz_router_begin(gen->router, m, d, now);
         struct kz_attempt_result res;
         struct kz_attempt *a = NULL;
         if (c->prov->ops->start(c->prov, &c->r, dep->model, &attempt_cbs, c, &a, &res) == KZ_OK) {
@@ -469,12 +471,12 @@ static void try_next(struct call *c)
             return;
         }
         /* failed to start: account for it like an attempt that failed at once */
-        kz_router_end(gw->router, m, d, res.outcome, res.retry_after_ms, -1, now);
+        kz_router_end(gen->router, m, d, res.outcome, res.retry_after_ms, -1, now);
         c->last = res;
         c->have_last = 1;
         release_retry(c);
         if (!res.retryable || c->attempts >= cfg->router.max_attempts ||
-            !kz_router_may_retry(gw->router, m, d, now, &c->holding_retry)) {
+            !kz_router_may_retry(gen->router, m, d, now, &c->holding_retry)) {
             fail_with_result(c, &res);
             break;
         }
@@ -490,12 +492,12 @@ static void on_deadline(uv_timer_t *t)
     if (c->att) {
         c->prov->ops->cancel(c->att);
         c->att = NULL;
-        kz_router_end(c->gw->router, c->am, c->ad, KZ_OUT_FAIL, -1, -1, now_ms(c));
+        kz_router_end(c->gen->router, c->am, c->ad, KZ_OUT_FAIL, -1, -1, now_ms(c));
     }
     uv_timer_stop(&c->retry_timer);
     struct kz_api_error e;
     kz_api_fail(&e, 504, "server_error", "deadline_exceeded", NULL, "no complete answer within %u ms",
-                c->gw->cfg->router.deadline_ms);
+                c->gen->cfg->router.deadline_ms);
     fail_client(c, &e, -1);
     maybe_free(c);
 }
@@ -516,7 +518,7 @@ static void on_abort(struct kz_http_res *res, void *arg)
     if (c->att) {
         c->prov->ops->cancel(c->att);
         c->att = NULL;
-        kz_router_end(c->gw->router, c->am, c->ad, KZ_OUT_NEUTRAL, -1, -1, now_ms(c));
+        kz_router_end(c->gen->router, c->am, c->ad, KZ_OUT_NEUTRAL, -1, -1, now_ms(c));
     }
     end_response(c, 499); /* client closed */
     maybe_free(c);
@@ -566,6 +568,9 @@ void kz_call_handle(struct kz_gateway *gw, struct kz_http_req *req, struct kz_ht
         return;
     }
     c->gw = gw;
+    c->gen = gw->gen;
+    c->gen->refs++;
+    struct kz_gen *gen = c->gen;
     c->res = res;
     c->route = route;
     c->t0_ns = t0_ns;
@@ -581,7 +586,7 @@ void kz_call_handle(struct kz_gateway *gw, struct kz_http_req *req, struct kz_ht
     kz_status rc = kz_api_request_decode(kind, body, len, &c->r, &e);
     const struct kz_cfg_model *cm = NULL;
     if (!rc) {
-        cm = kz_config_model(gw->cfg, c->r.model);
+        cm = kz_config_model(gen->cfg, c->r.model);
         if (!cm)
             rc = kz_api_fail(&e, 404, "invalid_request_error", "model_not_found", "model",
                              "The model '%s' does not exist", c->r.model);
@@ -603,16 +608,16 @@ void kz_call_handle(struct kz_gateway *gw, struct kz_http_req *req, struct kz_ht
         maybe_free(c);
         return;
     }
-    c->model = (size_t)(cm - gw->cfg->models);
+    c->model = (size_t)(cm - gen->cfg->models);
     c->created = (long)time(NULL);
     kz_api_new_id(kind == KZ_API_CHAT ? "chatcmpl" : kind == KZ_API_COMPLETION ? "cmpl" : "embd", c->id, sizeof c->id);
     kz_http_res_on_abort(res, on_abort, c);
     uint64_t now = now_ms(c);
-    c->deadline_ms = now + gw->cfg->router.deadline_ms;
-    uv_timer_start(&c->deadline_timer, on_deadline, gw->cfg->router.deadline_ms, 0);
+    c->deadline_ms = now + gen->cfg->router.deadline_ms;
+    uv_timer_start(&c->deadline_timer, on_deadline, gen->cfg->router.deadline_ms, 0);
     if (c->r.stream)
         uv_timer_start(&c->keepalive_timer, on_keepalive, KEEPALIVE_MS, KEEPALIVE_MS);
-    kz_router_request_begin(gw->router);
+    kz_router_request_begin(gen->router);
     c->counted = 1;
     try_next(c);
 }

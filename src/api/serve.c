@@ -29,6 +29,7 @@ struct server {
     int synthesized;         /* the config came from -m: a failed load ends the server */
     int n_loading;           /* local providers still loading */
     uv_timer_t health_timer;
+    uv_signal_t hup;         /* SIGHUP: reload the configuration */
     kz_status exit_status;
     char exit_msg[KZ_ERR_MSG_SIZE];
 };
@@ -67,7 +68,7 @@ static char *metrics_text(struct server *s)
     if (sched)
         kz_sched_get_stats(sched, &st);
     char *a = kz_metrics_render(s->gw.metrics, sched ? &st : NULL);
-    char *b = kz_router_metrics(s->gw.router, uv_now(s->gw.loop));
+    char *b = kz_router_metrics(s->gw.gen->router, uv_now(s->gw.loop));
     char *out = NULL;
     if (a && b) {
         size_t na = strlen(a), nb = strlen(b);
@@ -85,7 +86,7 @@ static char *metrics_text(struct server *s)
 static void handler(void *user, struct kz_http_req *req, struct kz_http_res *res)
 {
     struct server *s = user;
-    const struct kz_config *cfg = s->gw.cfg;
+    const struct kz_config *cfg = s->gw.gen->cfg;
     uint64_t t0 = uv_hrtime();
     struct kz_slice m = kz_http_req_method(req), p = kz_http_req_path(req);
     int get = kz_slice_eq(m, "GET") || kz_slice_eq(m, "HEAD"), post = kz_slice_eq(m, "POST");
@@ -137,7 +138,7 @@ static void handler(void *user, struct kz_http_req *req, struct kz_http_res *res
     if ((gen_route && !post) || (!gen_route && !get))
         goto method;
     if (is_providers) {
-        send_json(s, res, route, t0, 200, kz_router_providers_json(s->gw.router, uv_now(s->gw.loop)));
+        send_json(s, res, route, t0, 200, kz_router_providers_json(s->gw.gen->router, uv_now(s->gw.loop)));
         return;
     }
     if (loading && s->synthesized) {
@@ -201,26 +202,35 @@ static void on_loaded(void *ud, kz_status rc, const char *msg)
     fprintf(stderr, "kyozon: the local provider failed to load: %s\n", msg);
 }
 
-static kz_status make_providers(struct server *s, struct kz_err *err)
+/* One runtime provider per configured one. The local provider is created
+ * once and shared by later generations (a reload does not reload the
+ * model): it only follows the new configuration's name for it. */
+static kz_status make_providers(struct server *s, struct kz_gen *g, struct kz_err *err)
 {
-    const struct kz_config *cfg = s->gw.cfg;
-    s->gw.providers = kz_calloc(cfg->n_providers ? cfg->n_providers : 1, sizeof *s->gw.providers);
-    if (!s->gw.providers)
+    const struct kz_config *cfg = g->cfg;
+    g->providers = kz_calloc(cfg->n_providers ? cfg->n_providers : 1, sizeof *g->providers);
+    if (!g->providers)
         return kz_err_set(err, KZ_ENOMEM, "out of memory");
     for (size_t i = 0; i < cfg->n_providers; i++) {
         const struct kz_cfg_provider *cp = &cfg->providers[i];
-        kz_status rc;
-        if (cp->type == KZ_PROV_LOCAL) {
+        kz_status rc = KZ_OK;
+        if (cp->type == KZ_PROV_LOCAL && s->gw.local) {
+            if (strcmp(kz_local_model_path(s->gw.local), cp->model_path) != 0)
+                fprintf(stderr, "kyozon: the local model changes only with a restart; still serving %s\n",
+                        kz_local_model_path(s->gw.local));
+            s->gw.local->cfg = cp;
+            g->providers[i] = s->gw.local;
+        } else if (cp->type == KZ_PROV_LOCAL) {
             struct kz_local_opts lo = {.model_path = cp->model_path, .n_parallel = cp->n_parallel, .n_ctx = cp->n_ctx,
                                        .n_threads = cp->n_threads, .max_queue = s->o.max_queue,
                                        .post = post_to_loop, .post_ud = s->gw.http, .on_loaded = on_loaded, .ud = s};
-            rc = kz_local_new(cp, &lo, s->gw.loop, &s->gw.providers[i], err);
+            rc = kz_local_new(cp, &lo, s->gw.loop, &g->providers[i], err);
             if (!rc) {
-                s->gw.local = s->gw.providers[i];
+                s->gw.local = g->providers[i];
                 s->n_loading++;
             }
         } else {
-            rc = kz_remote_new(cp, s->gw.up, &s->gw.providers[i], err);
+            rc = kz_remote_new(cp, s->gw.up, &g->providers[i], err);
         }
         if (rc)
             return rc;
@@ -228,28 +238,90 @@ static kz_status make_providers(struct server *s, struct kz_err *err)
     return KZ_OK;
 }
 
+void kz_gen_release(struct kz_gen *g)
+{
+    if (!g || --g->refs > 0)
+        return;
+    for (size_t i = 0; g->providers && i < g->cfg->n_providers; i++)
+        if (g->providers[i] && g->cfg->providers[i].type != KZ_PROV_LOCAL) /* the local one is the gateway's */
+            g->providers[i]->ops->free(g->providers[i]);
+    kz_free(g->providers);
+    kz_router_free(g->router);
+    kz_config_free(g->cfg);
+    kz_free(g);
+}
+
+/* A generation for cfg (taken over, also on failure). */
+static kz_status make_gen(struct server *s, struct kz_config *cfg, struct kz_gen **out, struct kz_err *err)
+{
+    struct kz_gen *g = kz_calloc(1, sizeof *g);
+    if (!g) {
+        kz_config_free(cfg);
+        return kz_err_set(err, KZ_ENOMEM, "out of memory");
+    }
+    g->refs = 1;
+    g->cfg = cfg;
+    kz_status rc = kz_router_new(cfg, (uint64_t)uv_hrtime(), &g->router, err);
+    if (!rc)
+        rc = make_providers(s, g, err);
+    if (rc) {
+        kz_gen_release(g);
+        return rc;
+    }
+    *out = g;
+    return KZ_OK;
+}
+
+/* SIGHUP: a new configuration for new requests; those in flight finish on
+ * the one they started with. A file that does not load changes nothing. */
+static void on_sighup(uv_signal_t *h, int signum)
+{
+    (void)signum;
+    struct server *s = h->data;
+    struct kz_config *cfg;
+    struct kz_gen *g;
+    struct kz_err err = {{0}};
+    if (s->synthesized) {
+        fprintf(stderr, "kyozon: SIGHUP ignored: no configuration file (started with -m)\n");
+        return;
+    }
+    if (kz_config_load(s->o.config_path, &cfg, &err) != KZ_OK || make_gen(s, cfg, &g, &err) != KZ_OK) {
+        fprintf(stderr, "kyozon: configuration not reloaded: %s\n", err.msg);
+        return;
+    }
+    kz_gen_release(s->gw.gen);
+    s->gw.gen = g;
+    fprintf(stderr, "kyozon: configuration reloaded from %s (%zu providers, %zu models)\n", s->o.config_path,
+            g->cfg->n_providers, g->cfg->n_models);
+}
+
 struct check_ctx {
     struct server *s;
+    struct kz_gen *gen; /* a reference */
     size_t provider;
 };
 
 static void check_done(void *ud, int ok)
 {
     struct check_ctx *k = ud;
-    if (k->s->gw.router)
-        kz_router_check_result(k->s->gw.router, k->provider, ok, uv_now(k->s->gw.loop));
+    if (k->gen == k->s->gw.gen) /* results for a replaced configuration are dropped */
+        kz_router_check_result(k->gen->router, k->provider, ok, uv_now(k->s->gw.loop));
+    kz_gen_release(k->gen);
     kz_free(k);
 }
 
 static void on_health_timer(uv_timer_t *t)
 {
     struct server *s = t->data;
-    for (size_t i = 0; i < s->gw.cfg->n_providers; i++) {
-        struct kz_provider *p = s->gw.providers[i];
+    struct kz_gen *g = s->gw.gen;
+    for (size_t i = 0; i < g->cfg->n_providers; i++) {
+        struct kz_provider *p = g->providers[i];
         struct check_ctx *k = p && p->ops->check ? kz_malloc(sizeof *k) : NULL;
         if (!k)
             continue;
         k->s = s;
+        k->gen = g;
+        g->refs++;
         k->provider = i;
         p->ops->check(p, check_done, k);
     }
@@ -315,37 +387,37 @@ kz_status kz_serve_run(const struct kz_serve_opts *opts, struct kz_err *err)
         return kz_err_set(err, KZ_ENOMEM, "out of memory");
     s->o = *opts;
     s->gw.created = (long)time(NULL);
+    struct kz_config *cfg0;
     kz_status rc;
     if (opts->config_path) {
-        rc = kz_config_load(opts->config_path, &s->gw.cfg, err);
+        rc = kz_config_load(opts->config_path, &cfg0, err);
     } else {
         s->synthesized = 1;
-        rc = synthesize(opts, &s->gw.cfg, err);
+        rc = synthesize(opts, &cfg0, err);
     }
     if (rc) {
         kz_free(s);
         return rc;
     }
-    const struct kz_config *cfg = s->gw.cfg;
     uv_loop_t loop;
     if (uv_loop_init(&loop) != 0) {
-        kz_config_free(s->gw.cfg);
+        kz_config_free(cfg0);
         kz_free(s);
         return kz_err_set(err, KZ_EIO, "cannot create the event loop");
     }
     s->gw.loop = &loop;
     uv_timer_init(&loop, &s->health_timer);
     s->health_timer.data = s;
+    uv_signal_init(&loop, &s->hup);
+    s->hup.data = s;
     s->gw.metrics = kz_metrics_new();
     struct kz_http_config hc;
     kz_http_config_default(&hc);
-    hc.host = opts->host ? opts->host : cfg->server.host ? cfg->server.host : "127.0.0.1";
-    hc.port = opts->port >= 0 ? opts->port : cfg->server.port;
-    hc.max_body = opts->max_body ? opts->max_body : cfg->server.max_body ? cfg->server.max_body : hc.max_body;
-    unsigned drain = opts->drain_ms ? opts->drain_ms : cfg->server.drain_ms ? cfg->server.drain_ms : 10000;
+    hc.host = opts->host ? opts->host : cfg0->server.host ? cfg0->server.host : "127.0.0.1";
+    hc.port = opts->port >= 0 ? opts->port : cfg0->server.port;
+    hc.max_body = opts->max_body ? opts->max_body : cfg0->server.max_body ? cfg0->server.max_body : hc.max_body;
+    unsigned drain = opts->drain_ms ? opts->drain_ms : cfg0->server.drain_ms ? cfg0->server.drain_ms : 10000;
     rc = s->gw.metrics ? KZ_OK : kz_err_set(err, KZ_ENOMEM, "out of memory");
-    if (!rc)
-        rc = kz_router_new(cfg, (uint64_t)uv_hrtime(), &s->gw.router, err);
     if (!rc)
         rc = kz_upstream_new(&loop, &s->gw.up, err);
     if (!rc)
@@ -355,40 +427,46 @@ kz_status kz_serve_run(const struct kz_serve_opts *opts, struct kz_err *err)
     if (!rc)
         rc = kz_http_server_handle_signals(s->gw.http, drain, err);
     if (!rc)
-        rc = make_providers(s, err);
+        rc = make_gen(s, cfg0, &s->gw.gen, err);
+    else
+        kz_config_free(cfg0);
     if (rc)
         goto out;
+    const struct kz_config *cfg = s->gw.gen->cfg;
     if (s->synthesized)
         fprintf(stderr, "kyozon: listening on http://%s:%d (model '%s' loading from %s)\n", hc.host,
                 kz_http_server_port(s->gw.http), cfg->models[0].name, opts->model_path);
     else
         fprintf(stderr, "kyozon: listening on http://%s:%d (%zu providers, %zu models from %s)\n", hc.host,
                 kz_http_server_port(s->gw.http), cfg->n_providers, cfg->n_models, opts->config_path);
+    /* neither keeps the server running: the HTTP server does */
     if (cfg->router.health_interval_ms) {
         uv_timer_start(&s->health_timer, on_health_timer, cfg->router.health_interval_ms,
                        cfg->router.health_interval_ms);
-        uv_unref((uv_handle_t *)&s->health_timer); /* never what keeps the server running */
+        uv_unref((uv_handle_t *)&s->health_timer);
     }
+    if (uv_signal_start(&s->hup, on_sighup, SIGHUP) == 0)
+        uv_unref((uv_handle_t *)&s->hup);
     uv_run(&loop, UV_RUN_DEFAULT);
     if (s->exit_status)
         rc = kz_err_set(err, s->exit_status, "%s", s->exit_msg);
 out:
     uv_timer_stop(&s->health_timer);
     uv_close((uv_handle_t *)&s->health_timer, NULL);
-    /* Providers first: the local scheduler ends its jobs (their posts run
-     * inline now); then the upstream client cancels what is left (health
-     * checks answer "failed"), then the server. */
-    for (size_t i = 0; s->gw.providers && i < cfg->n_providers; i++)
-        if (s->gw.providers[i])
-            s->gw.providers[i]->ops->free(s->gw.providers[i]);
+    uv_signal_stop(&s->hup);
+    uv_close((uv_handle_t *)&s->hup, NULL);
+    /* The local engine first: the scheduler ends its jobs (their posts run
+     * inline now); then the configuration and remote providers; then the
+     * upstream client ends what is left (health checks answer "failed"),
+     * then the server. */
+    if (s->gw.local)
+        s->gw.local->ops->free(s->gw.local);
+    kz_gen_release(s->gw.gen);
     kz_upstream_free(s->gw.up);
     kz_http_server_free(s->gw.http);
     uv_run(&loop, UV_RUN_NOWAIT);
     uv_loop_close(&loop);
-    kz_free(s->gw.providers);
-    kz_router_free(s->gw.router);
     kz_metrics_free(s->gw.metrics);
-    kz_config_free(s->gw.cfg);
     kz_free(s);
     return rc;
 }

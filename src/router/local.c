@@ -598,3 +598,5 @@ struct kz_sched *kz_local_sched(const struct kz_provider *p)
     const struct local *L = p->impl;
     return L->lstate == 1 ? L->sched : NULL;
 }
+
+const char *kz_local_model_path(const struct kz_provider *p) { return ((const struct local *)p->impl)->model_path; }

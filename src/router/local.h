@@ -40,6 +40,8 @@ kz_status kz_local_new(const struct kz_cfg_provider *cfg, const struct kz_local_
 
 /* 0 loading, 1 ready, -1 failed. */
 int kz_local_state(const struct kz_provider *p);
+/* The model file it serves (its own copy). */
+const char *kz_local_model_path(const struct kz_provider *p);
 /* The scheduler once ready (metrics), else NULL. */
 struct kz_sched *kz_local_sched(const struct kz_provider *p);
 
