@@ -66,8 +66,11 @@ static json_t *mock_last(int port)
 {
     struct tnet_resp r;
     json_t *j = NULL;
-    if (tnet_request(port, "GET", "/_mock/stats", NULL, NULL, 5000, &r) == 200)
-        j = json_incref(json_object_get(json_loads(r.body, 0, NULL), "last"));
+    if (tnet_request(port, "GET", "/_mock/stats", NULL, NULL, 5000, &r) == 200) {
+        json_t *root = json_loads(r.body, 0, NULL);
+        j = json_incref(json_object_get(root, "last"));
+        json_decref(root);
+    }
     tnet_resp_free(&r);
     return j;
 }
@@ -534,7 +537,14 @@ static void ft7_garbage(void)
     long rss1 = rss_kib(t.g.pid);
     T_OK(wrong == 0 && n >= 20, "FT-7: %d variants, no wrong answer", n);
     T_OK(errors >= 20, "FT-7: %d variants answered with a 5xx error", errors);
+#if defined(__SANITIZE_ADDRESS__)
+    /* ASan's quarantine keeps freed memory, so RSS says nothing about leaks
+     * here: the release build of this test asserts the bound, and LSan
+     * checks this one for leaks */
+    printf("# FT-7: RSS grew %ld KiB (not asserted under ASan)\n", rss1 - rss0);
+#else
     T_OK(rss1 - rss0 < 8 * 1024, "FT-7: RSS grew %ld KiB over all variants", rss1 - rss0);
+#endif
     kz_free(modes);
     trio_stop(&t);
 }

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
-#include "evs.h"
+#include "router/eventstream.h"
 #include "mock.h"
 
 #define PREFIX "/model/"
@@ -32,10 +32,11 @@ static void add_frame(struct kz_mock_script *s, const char *event, json_t *paylo
 {
     const char *names[3] = {":event-type", ":content-type", ":message-type"};
     const char *values[3] = {event, "application/json", "event"};
-    char *j = kz_mock_dump(payload), *frame = NULL;
+    char *j = kz_mock_dump(payload);
+    uint8_t *frame = NULL;
     size_t len = 0;
     struct kz_err err;
-    if (!j || kz_mock_evs_frame(names, values, 3, j, strlen(j), &frame, &len, &err) != KZ_OK)
+    if (!j || kz_evs_encode(names, values, 3, j, strlen(j), &frame, &len, &err) != KZ_OK)
         s->failed = 1;
     else
         kz_mock_add_chunk(s, frame, len, token);
