@@ -69,6 +69,7 @@ struct call {
     const char *served_by;
     int counted;       /* kz_router_request_begin was called */
     int holding_retry; /* a place in the retry budget is ours */
+    int budget_waits;  /* times a retry waited for the budget */
     uv_timer_t retry_timer, deadline_timer, keepalive_timer;
     int closing;
 };
@@ -371,6 +372,33 @@ static int on_event(void *ud, const struct kz_ev *ev)
 
 static void on_retry_timer(uv_timer_t *t) { try_next(t->data); }
 
+#define BUDGET_WAIT_MS 25
+#define BUDGET_WAITS 20
+
+/* The failed attempt may be retried, but the budget is full: wait a little
+ * and ask again. By then the deployment may be ejected (when a provider
+ * dies, all its requests in flight fail at once, and only the fifth
+ * failure ejects it), or a retry may have ended. Bounded: retries in flight
+ * stay within the budget, and after BUDGET_WAITS the client gets the
+ * failure. */
+static void on_budget_timer(uv_timer_t *t)
+{
+    struct call *c = t->data;
+    uint64_t now = now_ms(c);
+    if (c->res && now < c->deadline_ms &&
+        kz_router_may_retry(c->gen->router, c->am, c->ad, now, &c->holding_retry)) {
+        reset_answer(c);
+        try_next(c);
+        return;
+    }
+    if (c->res && ++c->budget_waits < BUDGET_WAITS && now < c->deadline_ms) {
+        uv_timer_start(&c->retry_timer, on_budget_timer, BUDGET_WAIT_MS, 0);
+        return;
+    }
+    fail_with_result(c, &c->last);
+    maybe_free(c);
+}
+
 static void on_end(void *ud, const struct kz_attempt_result *res)
 {
     struct call *c = ud;
@@ -416,6 +444,11 @@ static void on_end(void *ud, const struct kz_attempt_result *res)
         uint64_t x = uv_hrtime() * 0x9E3779B97F4A7C15ull; /* jitter needs spread, not quality */
         uint64_t delay = ceil ? (x >> 33) % (ceil + 1) : 0;
         uv_timer_start(&c->retry_timer, on_retry_timer, delay, 0);
+        return;
+    }
+    if (!c->content_sent && res->retryable && c->attempts < rc->max_attempts && now < c->deadline_ms &&
+        c->budget_waits < BUDGET_WAITS) {
+        uv_timer_start(&c->retry_timer, on_budget_timer, BUDGET_WAIT_MS, 0);
         return;
     }
     if (c->content_sent) {

@@ -241,9 +241,12 @@ static void federation(void)
     T_OK(r.body && strstr(r.body, "\"name\":\"n1\""), "providers listed");
     tnet_resp_free(&r);
 
-    tnet_stop(&gw, SIGTERM, 10000);
-    for (int i = 0; i < 3; i++)
-        tnet_stop(&node[i], SIGTERM, 10000);
+    int st = tnet_stop(&gw, SIGTERM, 10000);
+    T_OK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "gateway exit status %d", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    for (int i = 0; i < 3; i++) {
+        st = tnet_stop(&node[i], SIGTERM, 10000);
+        T_OK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "node %d exit status %d", i, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    }
 }
 
 int main(void)
