@@ -439,6 +439,8 @@ kz_status kz_serve_run(const struct kz_serve_opts *opts, struct kz_err *err)
     else
         fprintf(stderr, "kyozon: listening on http://%s:%d (%zu providers, %zu models from %s)\n", hc.host,
                 kz_http_server_port(s->gw.http), cfg->n_providers, cfg->n_models, opts->config_path);
+    if (cfg->ledger)
+        fprintf(stderr, "kyozon: 'ledger' is set but usage is not recorded yet in this version\n");
     /* neither keeps the server running: the HTTP server does */
     if (cfg->router.health_interval_ms) {
         uv_timer_start(&s->health_timer, on_health_timer, cfg->router.health_interval_ms,

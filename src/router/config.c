@@ -162,11 +162,13 @@ static kz_status read_top(const struct kz_cfg_ctx *cx, const struct kz_cfg_node 
                             "the top level must be a mapping (server:, providers:, models:, router:)");
     for (size_t i = 0; i < root->n_kids; i++) {
         const char *k = root->kids[i]->key;
-        /* `keys` and `tenants` are reserved for API keys and tenants, which
-         * a later version reads from this file; they are accepted (and not
-         * read yet) so that such a file still loads here. */
+        /* `keys` and `tenants` would say who may call: ignoring them would
+         * leave a server open that its configuration says is closed */
+        if (!strcmp(k, "keys") || !strcmp(k, "tenants"))
+            return kz_cfg__fail_key(cx, root->kids[i], KZ_EUNSUPPORTED,
+                                    "API keys and tenants are not supported yet; this server would run open");
         if (strcmp(k, "server") && strcmp(k, "providers") && strcmp(k, "models") && strcmp(k, "router") &&
-            strcmp(k, "ledger") && strcmp(k, "keys") && strcmp(k, "tenants"))
+            strcmp(k, "ledger"))
             return kz_cfg__fail_key(cx, root->kids[i], KZ_EINVAL,
                                     "unknown key (expected server, providers, models, router or ledger)");
     }
