@@ -810,4 +810,25 @@ static inline long tnet_mock_count(int port, const char *path)
     return n;
 }
 
+/* The health ("healthy", "ejected", ...) of the first deployment of
+ * provider `name` in a kyozon gateway's GET /v1/providers; "" when absent. */
+static inline void tnet_provider_health(int port, const char *name, char *out, size_t size)
+{
+    struct tnet_resp r;
+    out[0] = '\0';
+    if (tnet_request(port, "GET", "/v1/providers", NULL, NULL, 5000, &r) == 200) {
+        json_t *j = json_loads(r.body, 0, NULL);
+        size_t i;
+        json_t *p;
+        json_array_foreach(json_object_get(j, "data"), i, p) {
+            const char *h = json_string_value(
+                json_object_get(json_array_get(json_object_get(p, "deployments"), 0), "health"));
+            if (strcmp(json_string_value(json_object_get(p, "name")), name) == 0 && h)
+                snprintf(out, size, "%s", h);
+        }
+        json_decref(j);
+    }
+    tnet_resp_free(&r);
+}
+
 #endif

@@ -25,13 +25,13 @@
 
 #include "api/gateway.h"
 #include "core/alloc.h"
+#include "core/buf.h"
 
 #define KEEPALIVE_MS 15000
 #define MAX_TEXT (64u << 20) /* one non-streamed answer */
 
 struct choice {
-    char *text;
-    size_t len, cap;
+    struct kz_buf text;
     const char *finish;
 };
 
@@ -84,7 +84,7 @@ static void try_next(struct call *c);
 static void reset_answer(struct call *c)
 {
     for (size_t i = 0; i < c->n_choices; i++) {
-        c->choices[i].len = 0;
+        c->choices[i].text.len = 0;
         c->choices[i].finish = NULL;
         kz_free(c->vecs[i]);
         c->vecs[i] = NULL;
@@ -100,7 +100,7 @@ static void call_closed(uv_handle_t *h)
     if (--c->closing)
         return;
     for (size_t i = 0; i < c->n_choices; i++) {
-        kz_free(c->choices[i].text);
+        kz_buf_free(&c->choices[i].text);
         if (c->vecs)
             kz_free(c->vecs[i]);
     }
@@ -262,17 +262,17 @@ static void succeed(struct call *c)
             kz_free(all);
         }
     } else if (c->r.kind == KZ_API_CHAT) {
-        body = kz_api_chat_response(c->id, c->created, c->r.model, c->choices[0].text ? c->choices[0].text : "",
-                                    c->choices[0].len, c->choices[0].finish ? c->choices[0].finish : KZ_FINISH_STOP,
-                                    &u);
+        body = kz_api_chat_response(c->id, c->created, c->r.model, c->choices[0].text.p ? c->choices[0].text.p : "",
+                                    c->choices[0].text.len,
+                                    c->choices[0].finish ? c->choices[0].finish : KZ_FINISH_STOP, &u);
     } else {
         const char **texts = kz_calloc(c->n_choices, sizeof *texts);
         const char **fin = kz_calloc(c->n_choices, sizeof *fin);
         size_t *lens = kz_calloc(c->n_choices, sizeof *lens);
         if (texts && fin && lens) {
             for (size_t i = 0; i < c->n_choices; i++) {
-                texts[i] = c->choices[i].text ? c->choices[i].text : "";
-                lens[i] = c->choices[i].len;
+                texts[i] = c->choices[i].text.p ? c->choices[i].text.p : "";
+                lens[i] = c->choices[i].text.len;
                 fin[i] = c->choices[i].finish ? c->choices[i].finish : KZ_FINISH_STOP;
             }
             body = kz_api_completion_response(c->id, c->created, c->r.model, c->n_choices, texts, lens, fin, &u);
@@ -285,26 +285,6 @@ static void succeed(struct call *c)
 }
 
 /* ---- attempt events ---------------------------------------------------------------- */
-
-static int append_text(struct choice *ch, const char *p, size_t n)
-{
-    if (ch->len + n > MAX_TEXT)
-        return -1;
-    if (ch->len + n + 1 > ch->cap) {
-        size_t cap = ch->cap ? ch->cap * 2 : 256;
-        while (cap < ch->len + n + 1)
-            cap *= 2;
-        char *nt = kz_realloc(ch->text, cap);
-        if (!nt)
-            return -1;
-        ch->text = nt;
-        ch->cap = cap;
-    }
-    memcpy(ch->text + ch->len, p, n);
-    ch->len += n;
-    ch->text[ch->len] = '\0';
-    return 0;
-}
 
 static int on_event(void *ud, const struct kz_ev *ev)
 {
@@ -329,7 +309,7 @@ static int on_event(void *ud, const struct kz_ev *ev)
             else
                 write_ev(c, kz_api_completion_chunk(c->id, c->created, c->r.model, idx, ev->text, ev->len, NULL,
                                                     c->r.include_usage));
-        } else if (append_text(&c->choices[idx], ev->text, ev->len)) {
+        } else if (kz_buf_append(&c->choices[idx].text, ev->text, ev->len, MAX_TEXT)) {
             return 1;
         }
         break;

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 #include "obs/metrics.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/buf.h"
 #include "engine/sched/scheduler.h"
 
 #define N_BUCKETS 14
@@ -69,90 +69,46 @@ void kz_metrics_tokens(struct kz_metrics *m, long input, long output)
     m->tokens_out += (unsigned long long)(output > 0 ? output : 0);
 }
 
-struct out {
-    char *p;
-    size_t len, cap;
-    int oom;
-};
-
-static void put(struct out *o, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-
-static void put(struct out *o, const char *fmt, ...)
+static void hist(struct kz_buf *o, const char *name, const char *help, const struct histogram *h)
 {
-    if (o->oom)
-        return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(o->p + o->len, o->cap - o->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            o->oom = 1;
-            return;
-        }
-        if ((size_t)n < o->cap - o->len) {
-            o->len += (size_t)n;
-            return;
-        }
-        char *np = kz_realloc(o->p, o->cap * 2 + (size_t)n);
-        if (!np) {
-            o->oom = 1;
-            return;
-        }
-        o->p = np;
-        o->cap = o->cap * 2 + (size_t)n;
-    }
-}
-
-static void hist(struct out *o, const char *name, const char *help, const struct histogram *h)
-{
-    put(o, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    kz_buf_printf(o, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
     unsigned long long cum = 0;
     for (int i = 0; i < N_BUCKETS; i++) {
         cum += h->count[i];
-        put(o, "%s_bucket{le=\"%g\"} %llu\n", name, bucket_le[i], cum);
+        kz_buf_printf(o, "%s_bucket{le=\"%g\"} %llu\n", name, bucket_le[i], cum);
     }
-    put(o, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n", name, h->n, name, h->sum, name, h->n);
+    kz_buf_printf(o, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n", name, h->n, name, h->sum, name, h->n);
 }
 
 char *kz_metrics_render(const struct kz_metrics *m, const struct kz_sched_stats *st)
 {
-    struct out o = {kz_malloc(4096), 0, 4096, 0};
-    if (!o.p)
-        return NULL;
-    o.p[0] = '\0';
-    put(&o, "# HELP kyozon_http_requests_total HTTP requests by route and status.\n"
+    struct kz_buf o = {0};
+    kz_buf_printf(&o, "# HELP kyozon_http_requests_total HTTP requests by route and status.\n"
             "# TYPE kyozon_http_requests_total counter\n");
     for (int i = 0; i < m->n_req; i++)
-        put(&o, "kyozon_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n", m->req[i].route, m->req[i].status,
+        kz_buf_printf(&o, "kyozon_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n", m->req[i].route, m->req[i].status,
             m->req[i].n);
-    put(&o, "# HELP kyozon_tokens_total Tokens processed, by type.\n# TYPE kyozon_tokens_total counter\n"
+    kz_buf_printf(&o, "# HELP kyozon_tokens_total Tokens processed, by type.\n# TYPE kyozon_tokens_total counter\n"
             "kyozon_tokens_total{type=\"input\"} %llu\nkyozon_tokens_total{type=\"output\"} %llu\n",
         m->tokens_in, m->tokens_out);
     hist(&o, "kyozon_time_to_first_token_seconds", "Time from request to first generated token.", &m->ttft);
     hist(&o, "kyozon_request_duration_seconds", "Time from request to the end of its response.", &m->duration);
     if (st) {
-        put(&o, "# HELP kyozon_queue_depth Requests waiting for a sequence slot.\n# TYPE kyozon_queue_depth gauge\n"
+        kz_buf_printf(&o, "# HELP kyozon_queue_depth Requests waiting for a sequence slot.\n# TYPE kyozon_queue_depth gauge\n"
                 "kyozon_queue_depth %d\n",
             st->queued);
-        put(&o, "# HELP kyozon_active_sequences Sequences being generated.\n# TYPE kyozon_active_sequences gauge\n"
+        kz_buf_printf(&o, "# HELP kyozon_active_sequences Sequences being generated.\n# TYPE kyozon_active_sequences gauge\n"
                 "kyozon_active_sequences %d\n",
             st->active);
-        put(&o, "# HELP kyozon_kv_cache_tokens KV cache positions, used and total.\n"
+        kz_buf_printf(&o, "# HELP kyozon_kv_cache_tokens KV cache positions, used and total.\n"
                 "# TYPE kyozon_kv_cache_tokens gauge\n"
                 "kyozon_kv_cache_tokens{state=\"used\"} %ld\nkyozon_kv_cache_tokens{state=\"total\"} %ld\n",
             st->kv_used, st->kv_total);
-        put(&o, "# HELP kyozon_kv_cache_usage_ratio Fraction of KV cache positions in use.\n"
+        kz_buf_printf(&o, "# HELP kyozon_kv_cache_usage_ratio Fraction of KV cache positions in use.\n"
                 "# TYPE kyozon_kv_cache_usage_ratio gauge\nkyozon_kv_cache_usage_ratio %.6f\n",
             st->kv_total ? (double)st->kv_used / (double)st->kv_total : 0.0);
     }
-    if (o.oom) {
-        kz_free(o.p);
-        return NULL;
-    }
+    if (o.oom)
+        kz_buf_free(&o);
     return o.p;
 }

@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "core/alloc.h"
+#include "core/buf.h"
 #include "router/anthropic.h"
 #include "router/bedrock.h"
 #include "router/eventstream.h"
@@ -61,8 +62,7 @@ struct kz_attempt {
     struct kz_openai_dec od;
     struct kz_anthropic_dec ad;
     struct kz_bedrock_dec bd;
-    char *buf; /* whole body, or event-stream bytes not decoded yet */
-    size_t len, cap;
+    struct kz_buf body_in; /* whole body, or event-stream bytes not decoded yet */
     int failed;
     struct kz_attempt_result res;
 };
@@ -255,7 +255,7 @@ static void decode_evs(struct kz_attempt *a)
         struct kz_evs_msg m;
         size_t used = 0;
         struct kz_err err = {{0}};
-        if (kz_evs_decode((const uint8_t *)a->buf + off, a->len - off, &m, &used, &err)) {
+        if (kz_evs_decode((const uint8_t *)a->body_in.p + off, a->body_in.len - off, &m, &used, &err)) {
             fail_proto(a, err.msg);
             break;
         }
@@ -265,28 +265,8 @@ static void decode_evs(struct kz_attempt *a)
         if (kz_bedrock_dec_message(&a->bd, &m, on_ev, a, &err))
             fail_proto(a, err.msg);
     }
-    memmove(a->buf, a->buf + off, a->len - off);
-    a->len -= off;
-}
-
-static int append(struct kz_attempt *a, const char *p, size_t n, size_t cap_limit)
-{
-    if (a->len + n > cap_limit)
-        return -1;
-    if (a->len + n + 1 > a->cap) {
-        size_t c = a->cap ? a->cap * 2 : 4096;
-        while (c < a->len + n + 1)
-            c *= 2;
-        char *nb = kz_realloc(a->buf, c);
-        if (!nb)
-            return -1;
-        a->buf = nb;
-        a->cap = c;
-    }
-    memcpy(a->buf + a->len, p, n);
-    a->len += n;
-    a->buf[a->len] = '\0';
-    return 0;
+    memmove(a->body_in.p, a->body_in.p + off, a->body_in.len - off);
+    a->body_in.len -= off;
 }
 
 static int up_head(void *ud, const struct kz_up_head *h)
@@ -324,18 +304,19 @@ static int up_data(void *ud, const char *p, size_t n)
         break;
     }
     case BODY_EVS:
-        if (append(a, p, n, MAX_EVENT + 16))
+        if (kz_buf_append(&a->body_in, p, n, MAX_EVENT + 16))
             fail_proto(a, "an event-stream message over 4 MiB");
         else
             decode_evs(a);
         break;
     case BODY_WHOLE:
         if (a->status != 200) {
-            if (a->len < MAX_ERROR_BODY)
-                append(a, p, n < MAX_ERROR_BODY - a->len ? n : MAX_ERROR_BODY - a->len, MAX_ERROR_BODY);
+            size_t have = a->body_in.len;
+            if (have < MAX_ERROR_BODY)
+                kz_buf_append(&a->body_in, p, n < MAX_ERROR_BODY - have ? n : MAX_ERROR_BODY - have, MAX_ERROR_BODY);
             break; /* the rest of an oversized error body is read and dropped */
         }
-        if (append(a, p, n, MAX_WHOLE_BODY))
+        if (kz_buf_append(&a->body_in, p, n, MAX_WHOLE_BODY))
             fail_proto(a, "a response body over 32 MiB");
         break;
     }
@@ -344,14 +325,15 @@ static int up_data(void *ud, const char *p, size_t n)
 
 static void decode_whole(struct kz_attempt *a)
 {
+    const char *body = a->body_in.p ? a->body_in.p : "";
     struct kz_err err = {{0}};
     kz_status rc;
     if (a->dialect == D_ANTHROPIC)
-        rc = kz_anthropic_decode_response(a->buf ? a->buf : "", a->len, on_ev, a, &err);
+        rc = kz_anthropic_decode_response(body, a->body_in.len, on_ev, a, &err);
     else if (a->dialect == D_BEDROCK)
-        rc = kz_bedrock_decode_response(a->buf ? a->buf : "", a->len, on_ev, a, &err);
+        rc = kz_bedrock_decode_response(body, a->body_in.len, on_ev, a, &err);
     else
-        rc = kz_openai_decode_body(a->kind, a->buf ? a->buf : "", a->len, on_ev, a, &err);
+        rc = kz_openai_decode_body(a->kind, body, a->body_in.len, on_ev, a, &err);
     if (rc)
         fail_proto(a, err.msg);
 }
@@ -374,7 +356,7 @@ static void attempt_free(struct kz_attempt *a)
     for (size_t i = 0; i < a->n_hdr; i++)
         kz_free(a->hdr[i]);
     kz_sse_free(&a->sse);
-    kz_free(a->buf);
+    kz_buf_free(&a->body_in);
     kz_free(a->url);
     kz_free(a->body);
     kz_free(a);
@@ -403,7 +385,8 @@ static void up_done(void *ud, kz_status rc, const char *msg)
         }
     } else if (a->status != 200) {
         char text[300], type[64];
-        kz_upstream_error_text(a->buf ? a->buf : "", a->len, text, sizeof text, type, sizeof type);
+        kz_upstream_error_text(a->body_in.p ? a->body_in.p : "", a->body_in.len, text, sizeof text, type,
+                               sizeof type);
         if (a->amz_error[0] && !text[0])
             snprintf(text, sizeof text, "%s", a->amz_error);
         kz_attempt_from_status(&res, a->status, a->retry_after_ms, name, text);

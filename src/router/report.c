@@ -4,46 +4,14 @@
 #include "router/report.h"
 
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/buf.h"
 
 static const char *const health_names[] = {"healthy", "half_open", "ejected", "cooldown"};
-
-struct out {
-    char *p;
-    size_t len, cap;
-    int oom;
-};
-
-static void put(struct out *o, const char *fmt, ...)
-{
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(o->p + o->len, o->cap - o->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            o->oom = 1;
-            return;
-        }
-        if (o->len + (size_t)n < o->cap) {
-            o->len += (size_t)n;
-            return;
-        }
-        char *np = kz_realloc(o->p, o->cap * 2 + (size_t)n);
-        if (!np) {
-            o->oom = 1;
-            o->p[o->len] = '\0';
-            return;
-        }
-        o->p = np;
-        o->cap = o->cap * 2 + (size_t)n;
-    }
-}
 
 /* Label values: backslash, quote and newline escaped (Prometheus text format). */
 static const char *label(const char *s, char *buf, size_t size)
@@ -64,10 +32,7 @@ static const char *label(const char *s, char *buf, size_t size)
 char *kz_router_metrics(const struct kz_router *r, uint64_t now_ms)
 {
     const struct kz_config *c = kz_router_config(r);
-    struct out o = {kz_malloc(4096), 0, 4096, 0};
-    if (!o.p)
-        return NULL;
-    o.p[0] = '\0';
+    struct kz_buf o = {0};
     static const char *const heads[] = {
         "# HELP kyozon_deployment_state Deployment health: 0 healthy, 1 partial (half-open or cooling down "
         "after a 429), 2 ejected.\n# TYPE kyozon_deployment_state gauge\n",
@@ -78,7 +43,7 @@ char *kz_router_metrics(const struct kz_router *r, uint64_t now_ms)
         "# HELP kyozon_deployment_ejections_total Times a deployment was ejected.\n"
         "# TYPE kyozon_deployment_ejections_total counter\n"};
     for (int metric = 0; metric < 4; metric++) {
-        put(&o, "%s", heads[metric]);
+        kz_buf_printf(&o, "%s", heads[metric]);
         for (size_t m = 0; m < c->n_models; m++)
             for (size_t d = 0; d < c->models[m].n_deployments; d++) {
                 struct kz_dep_stats s;
@@ -87,24 +52,22 @@ char *kz_router_metrics(const struct kz_router *r, uint64_t now_ms)
                 label(c->models[m].name, lm, sizeof lm);
                 label(c->providers[c->models[m].deployments[d].provider].name, lp, sizeof lp);
                 if (metric == 0)
-                    put(&o, "kyozon_deployment_state{model=\"%s\",provider=\"%s\"} %d\n", lm, lp,
+                    kz_buf_printf(&o, "kyozon_deployment_state{model=\"%s\",provider=\"%s\"} %d\n", lm, lp,
                         s.health == KZ_DEP_HEALTHY ? 0 : s.health == KZ_DEP_EJECTED ? 2 : 1);
                 else if (metric == 1)
-                    put(&o, "kyozon_deployment_in_flight{model=\"%s\",provider=\"%s\"} %d\n", lm, lp, s.in_flight);
+                    kz_buf_printf(&o, "kyozon_deployment_in_flight{model=\"%s\",provider=\"%s\"} %d\n", lm, lp, s.in_flight);
                 else if (metric == 2)
-                    put(&o,
+                    kz_buf_printf(&o,
                         "kyozon_deployment_attempts_total{model=\"%s\",provider=\"%s\",result=\"ok\"} %llu\n"
                         "kyozon_deployment_attempts_total{model=\"%s\",provider=\"%s\",result=\"failed\"} %llu\n",
                         lm, lp, (unsigned long long)s.ok, lm, lp, (unsigned long long)s.failed);
                 else
-                    put(&o, "kyozon_deployment_ejections_total{model=\"%s\",provider=\"%s\"} %d\n", lm, lp,
+                    kz_buf_printf(&o, "kyozon_deployment_ejections_total{model=\"%s\",provider=\"%s\"} %d\n", lm, lp,
                         s.ejections);
             }
     }
-    if (o.oom) {
-        kz_free(o.p);
-        return NULL;
-    }
+    if (o.oom)
+        kz_buf_free(&o);
     return o.p;
 }
 

@@ -48,26 +48,6 @@ static int wait_health(int port, int timeout_ms)
     return -1;
 }
 
-/* The health of provider `name`'s deployment in /v1/providers. */
-static void health_of(const char *name, char *out, size_t size)
-{
-    struct tnet_resp r;
-    out[0] = '\0';
-    if (tnet_request(gw_port, "GET", "/v1/providers", NULL, NULL, 2000, &r) == 200) {
-        json_t *j = json_loads(r.body, 0, NULL);
-        size_t i;
-        json_t *p;
-        json_array_foreach(json_object_get(j, "data"), i, p) {
-            if (strcmp(json_string_value(json_object_get(p, "name")), name) == 0)
-                snprintf(out, size, "%s",
-                         json_string_value(json_object_get(json_array_get(json_object_get(p, "deployments"), 0),
-                                                           "health")));
-        }
-        json_decref(j);
-    }
-    tnet_resp_free(&r);
-}
-
 static void record(int result, const char *what)
 {
     pthread_mutex_lock(&mu);
@@ -192,13 +172,13 @@ static void federation(void)
 
     /* kill node 1 mid-load */
     char h[32];
-    health_of("n1", h, sizeof h);
+    tnet_provider_health(gw_port, "n1", h, sizeof h);
     T_EQ_STR(h, "healthy");
     double t_kill = tnet_now_ms();
     kill(node[1].pid, SIGKILL);
     double ejected_ms = -1;
     while (tnet_now_ms() - t_kill < 3000) {
-        health_of("n1", h, sizeof h);
+        tnet_provider_health(gw_port, "n1", h, sizeof h);
         if (strcmp(h, "ejected") == 0) {
             ejected_ms = tnet_now_ms() - t_kill;
             break;
@@ -216,7 +196,7 @@ static void federation(void)
     T_OK(spawn_node(1) == 0, "node 1 restarted on port %d", node_port[1]);
     double restored_ms = -1;
     while (tnet_now_ms() - t_restart < 8000) {
-        health_of("n1", h, sizeof h);
+        tnet_provider_health(gw_port, "n1", h, sizeof h);
         if (strcmp(h, "healthy") == 0) {
             restored_ms = tnet_now_ms() - t_restart;
             break;

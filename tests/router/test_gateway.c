@@ -363,21 +363,7 @@ static void trio_stop(struct trio *t)
 static const char *health_of(int port, const char *provider)
 {
     static char h[32];
-    struct tnet_resp r;
-    h[0] = '\0';
-    if (tnet_request(port, "GET", "/v1/providers", NULL, NULL, 5000, &r) == 200) {
-        json_t *j = json_loads(r.body, 0, NULL);
-        size_t i;
-        json_t *p;
-        json_array_foreach(json_object_get(j, "data"), i, p) {
-            if (strcmp(json_string_value(json_object_get(p, "name")), provider) == 0)
-                snprintf(h, sizeof h, "%s",
-                         json_string_value(json_object_get(json_array_get(json_object_get(p, "deployments"), 0),
-                                                           "health")));
-        }
-        json_decref(j);
-    }
-    tnet_resp_free(&r);
+    tnet_provider_health(port, provider, h, sizeof h);
     return h;
 }
 
