@@ -17,6 +17,7 @@ static const char help[] =
     "/v1/models, /v1/providers) plus /health and /metrics, over a local GGUF model or\n"
     "over the providers and models of a YAML configuration (see docs/CONFIG.md).\n"
     "SIGTERM or SIGINT stops accepting, lets requests in flight finish, and exits 0.\n"
+    "SIGHUP reloads the configuration file; requests in flight finish on the old one.\n"
     "\n"
     "Options:\n"
     "  -m, --model MODEL      a GGUF file, or the name of a model pulled with 'kyozon pull'\n"
