@@ -10,6 +10,17 @@
  * (curl forbids it inside them): a cancel or a stop requested from inside a
  * header/write callback makes that callback return an error, curl ends the
  * transfer, and the removal happens when the transfer is collected.
+ *
+ * A connection's uv_poll lives as long as its socket, not as long as one
+ * transfer: curl says "remove" when a kept-alive connection goes back to its
+ * pool and "watch" again when the next call reuses it, and making a new
+ * uv_poll each time costs an ioctl and several epoll_ctl calls per request.
+ * Connection sockets (marked in the sockopt callback) are closed by curl
+ * through our close-socket callback, where their uv_poll is closed first;
+ * while pooled they stay watched for reading, and a pooled socket that
+ * becomes readable (the peer closed it) is simply no longer watched: curl's
+ * own liveness check discards it on reuse. Other sockets curl may watch
+ * (a resolver's) are closed on "remove", as curl closes them itself.
  */
 #include "router/upstream.h"
 
@@ -19,10 +30,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "core/alloc.h"
 
 #define MAX_HEAD (64u << 10)
+/* Finished easy handles kept for the next calls: curl_easy_init allocates
+ * a handle of several KiB plus its 16 KiB receive buffer, and cleanup frees
+ * them again, on every call otherwise. curl_easy_reset keeps the buffers. */
+#define SPARE_EASY 64
 
 struct kz_upstream {
     uv_loop_t *loop;
@@ -30,7 +46,11 @@ struct kz_upstream {
     uv_timer_t timer;
     struct kz_up_call *calls; /* doubly linked, for free */
     struct sock *socks;
+    struct fd_slot *fds; /* indexed by socket */
+    size_t n_fds;
     size_t active;
+    CURL *spare[SPARE_EASY]; /* reset, not in the multi handle */
+    size_t n_spare;
 };
 
 struct kz_up_call {
@@ -59,6 +79,14 @@ struct sock {
     curl_socket_t fd;
     struct kz_upstream *u;
     struct sock *prev, *next; /* open ones, so free can close what curl did not */
+    int events;               /* what the uv_poll watches now */
+    int pooled;               /* curl does not watch it now (kept-alive, between calls) */
+};
+
+/* What we know of one socket number. */
+struct fd_slot {
+    struct sock *s; /* its uv_poll, if it has one */
+    int conn;       /* a connection socket curl made: it closes it through on_close_socket */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -67,6 +95,21 @@ static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 static uint64_t now_ms(const struct kz_upstream *u) { return uv_now(u->loop); }
 
 static void check_done(struct kz_upstream *u);
+
+/* ---- easy handles ------------------------------------------------------- */
+
+static CURL *easy_get(struct kz_upstream *u) { return u->n_spare ? u->spare[--u->n_spare] : curl_easy_init(); }
+
+/* Takes back a handle already removed from the multi handle. */
+static void easy_put(struct kz_upstream *u, CURL *e)
+{
+    if (u->n_spare == SPARE_EASY) {
+        curl_easy_cleanup(e);
+        return;
+    }
+    curl_easy_reset(e); /* every option back to its default: nothing of this call leaks into the next */
+    u->spare[u->n_spare++] = e;
+}
 
 /* ---- finishing ---------------------------------------------------------- */
 
@@ -85,7 +128,7 @@ static void call_finish(struct kz_up_call *c, kz_status rc, const char *msg)
     c->finished = 1;
     struct kz_upstream *u = c->u;
     curl_multi_remove_handle(u->multi, c->easy);
-    curl_easy_cleanup(c->easy);
+    easy_put(u, c->easy);
     curl_slist_free_all(c->hdrs);
     c->easy = NULL;
     c->hdrs = NULL;
@@ -230,6 +273,25 @@ static size_t on_write(char *p, size_t size, size_t n, void *ud)
 
 static void sock_closed(uv_handle_t *h) { kz_free(h->data); }
 
+/* The slot of socket fd, grown on demand; NULL when memory is short. */
+static struct fd_slot *fd_slot(struct kz_upstream *u, curl_socket_t fd)
+{
+    if (fd < 0)
+        return NULL;
+    if ((size_t)fd >= u->n_fds) {
+        size_t n = u->n_fds ? u->n_fds : 64;
+        while (n <= (size_t)fd)
+            n *= 2;
+        struct fd_slot *t = kz_realloc(u->fds, n * sizeof *t);
+        if (!t)
+            return NULL;
+        memset(t + u->n_fds, 0, (n - u->n_fds) * sizeof *t);
+        u->fds = t;
+        u->n_fds = n;
+    }
+    return &u->fds[fd];
+}
+
 static void sock_close(struct sock *s)
 {
     struct kz_upstream *u = s->u;
@@ -239,14 +301,22 @@ static void sock_close(struct sock *s)
         u->socks = s->next;
     if (s->next)
         s->next->prev = s->prev;
+    if ((size_t)s->fd < u->n_fds && u->fds[s->fd].s == s)
+        u->fds[s->fd].s = NULL;
     uv_poll_stop(&s->poll);
     uv_close((uv_handle_t *)&s->poll, sock_closed);
 }
+
+static void sock_watch(struct sock *s, int events);
 
 static void on_poll(uv_poll_t *h, int status, int events)
 {
     struct sock *s = h->data;
     struct kz_upstream *u = s->u;
+    if (s->pooled) { /* closed by the peer, or bytes nobody asked for: curl's reuse check sees it */
+        sock_watch(s, 0);
+        return;
+    }
     int flags = 0;
     if (status < 0)
         flags = CURL_CSELECT_ERR;
@@ -259,43 +329,89 @@ static void on_poll(uv_poll_t *h, int status, int events)
     check_done(u);
 }
 
+/* Watches for events (UV_* flags, 0: none); no system call when unchanged. */
+static void sock_watch(struct sock *s, int events)
+{
+    if (events == s->events)
+        return;
+    s->events = events;
+    if (events)
+        uv_poll_start(&s->poll, events, on_poll);
+    else
+        uv_poll_stop(&s->poll);
+}
+
+static struct sock *sock_new(struct kz_upstream *u, curl_socket_t fd, struct fd_slot *slot)
+{
+    struct sock *s = kz_calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->fd = fd;
+    s->u = u;
+    if (uv_poll_init_socket(u->loop, &s->poll, fd) != 0) {
+        kz_free(s);
+        return NULL;
+    }
+    s->poll.data = s;
+    uv_unref((uv_handle_t *)&s->poll);
+    s->next = u->socks;
+    if (u->socks)
+        u->socks->prev = s;
+    u->socks = s;
+    if (slot)
+        slot->s = s;
+    return s;
+}
+
 static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
     (void)easy;
     struct kz_upstream *u = userp;
-    struct sock *s = socketp;
+    struct fd_slot *slot = fd_slot(u, fd);
+    struct sock *s = socketp ? socketp : slot ? slot->s : NULL;
     if (what == CURL_POLL_REMOVE) {
-        if (s) {
+        if (s && slot && slot->conn) {
+            s->pooled = 1; /* kept until curl closes the socket */
+            sock_watch(s, s->events ? UV_READABLE : 0);
+        } else if (s) {
             sock_close(s);
-            curl_multi_assign(u->multi, fd, NULL);
         }
         return 0;
     }
-    if (!s) {
-        s = kz_calloc(1, sizeof *s);
-        if (!s)
-            return -1;
-        s->fd = fd;
-        s->u = u;
-        if (uv_poll_init_socket(u->loop, &s->poll, fd) != 0) {
-            kz_free(s);
-            return -1;
-        }
-        s->poll.data = s;
-        uv_unref((uv_handle_t *)&s->poll);
-        s->next = u->socks;
-        if (u->socks)
-            u->socks->prev = s;
-        u->socks = s;
-        curl_multi_assign(u->multi, fd, s);
-    }
+    if (!s && !(s = sock_new(u, fd, slot)))
+        return -1;
+    s->pooled = 0;
+    curl_multi_assign(u->multi, fd, s);
     int ev = 0;
     if (what & CURL_POLL_IN)
         ev |= UV_READABLE;
     if (what & CURL_POLL_OUT)
         ev |= UV_WRITABLE;
-    uv_poll_start(&s->poll, ev, on_poll);
+    sock_watch(s, ev);
     return 0;
+}
+
+/* Every connection socket curl makes comes through here (after socket()). */
+static int on_sockopt(void *userp, curl_socket_t fd, curlsocktype purpose)
+{
+    struct fd_slot *slot = purpose == CURLSOCKTYPE_IPCXN ? fd_slot(userp, fd) : NULL;
+    if (slot) /* without a slot it is handled like any other socket: closed on "remove" */
+        slot->conn = 1;
+    return CURL_SOCKOPT_OK;
+}
+
+/* curl closes its connection sockets here: the uv_poll goes first, as
+ * libuv requires of a descriptor it watches. */
+static int on_close_socket(void *userp, curl_socket_t fd)
+{
+    struct kz_upstream *u = userp;
+    struct fd_slot *slot = (size_t)fd < u->n_fds ? &u->fds[fd] : NULL;
+    if (slot) {
+        if (slot->s)
+            sock_close(slot->s);
+        slot->conn = 0;
+    }
+    return close(fd);
 }
 
 static void on_curl_timer(uv_timer_t *t)
@@ -381,9 +497,12 @@ void kz_upstream_free(struct kz_upstream *u)
         return;
     while (u->calls) /* their owners hear about it: nothing is left dangling */
         call_finish(u->calls, KZ_EIO, "shutting down");
+    while (u->n_spare)
+        curl_easy_cleanup(u->spare[--u->n_spare]);
     curl_multi_cleanup(u->multi); /* closes the pooled connections */
     while (u->socks)              /* polls curl did not tell us to remove */
         sock_close(u->socks);
+    kz_free(u->fds);
     uv_timer_stop(&u->timer);
     uv_close((uv_handle_t *)&u->timer, upstream_closed);
 }
@@ -399,7 +518,7 @@ kz_status kz_up_start(struct kz_upstream *u, const struct kz_up_req *req, const 
     c->u = u;
     c->cbs = *cbs;
     c->ud = ud;
-    c->easy = curl_easy_init();
+    c->easy = easy_get(u);
     if (!c->easy) {
         kz_free(c);
         return kz_err_set(err, KZ_ENOMEM, "cannot create a curl handle");
@@ -427,6 +546,10 @@ kz_status kz_up_start(struct kz_upstream *u, const struct kz_up_req *req, const 
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, on_sockopt);
+    curl_easy_setopt(e, CURLOPT_SOCKOPTDATA, u);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, u);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(req->connect_timeout_ms ? req->connect_timeout_ms : 2000));
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
