@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "router/openai_scan.h"
 
 kz_status kz_openai_build_request(const struct kz_api_request *r, const char *upstream_model, char **body,
                                   size_t *len, struct kz_err *err)
@@ -61,12 +62,62 @@ static long count(json_t *v)
     return json_is_integer(v) && json_integer_value(v) >= 0 ? (long)json_integer_value(v) : -1;
 }
 
+/* Events from a scanned chunk, in the order the jansson path gives them. */
+static void emit_scanned(const struct kz_scan_chunk *sc, int chat, kz_ev_fn fn, void *ud)
+{
+    struct kz_ev ev;
+    for (size_t i = 0; i < sc->n_choices; i++) {
+        const struct kz_scan_choice *c = &sc->choices[i];
+        int idx = (int)(c->has_index ? c->index : (long)i);
+        const char *t = chat ? c->content : c->text;
+        size_t tl = chat ? c->content_len : c->text_len;
+        if (tl > 0) {
+            memset(&ev, 0, sizeof ev);
+            ev.type = KZ_EV_TEXT;
+            ev.index = idx;
+            ev.text = t;
+            ev.len = tl;
+            if (fn(ud, &ev))
+                return;
+        }
+        if (c->has_finish) {
+            memset(&ev, 0, sizeof ev);
+            ev.type = KZ_EV_FINISH;
+            ev.index = idx;
+            ev.finish = kz_openai_finish(c->finish);
+            if (fn(ud, &ev))
+                return;
+        }
+    }
+    if (sc->has_usage) {
+        memset(&ev, 0, sizeof ev);
+        ev.type = KZ_EV_USAGE;
+        ev.prompt_tokens = sc->prompt_tokens;
+        ev.completion_tokens = sc->completion_tokens;
+        fn(ud, &ev);
+    }
+}
+
 kz_status kz_openai_dec_chunk(struct kz_openai_dec *d, int chat, const char *data, size_t len, kz_ev_fn fn,
                               void *ud, struct kz_err *err)
 {
     if (len == 6 && memcmp(data, "[DONE]", 6) == 0) {
         d->done = 1;
         return KZ_OK;
+    }
+    struct kz_scan_chunk sc;
+    if (!d->no_fast && kz_openai_scan_chunk(data, len, &sc)) {
+        /* an index the scanner read but that is out of range is left to
+         * jansson, before any event went out */
+        int bad = 0;
+        for (size_t i = 0; i < sc.n_choices; i++)
+            bad |= sc.choices[i].has_index && (sc.choices[i].index < 0 || sc.choices[i].index > 1024);
+        if (!bad) {
+            emit_scanned(&sc, chat, fn, ud);
+            d->n_chunks++;
+            d->n_fast++;
+            return KZ_OK;
+        }
     }
     json_error_t je;
     json_t *o = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);

@@ -32,6 +32,8 @@ kz_status kz_openai_build_request(const struct kz_api_request *r, const char *up
 struct kz_openai_dec {
     int done;     /* "[DONE]" seen */
     int n_chunks; /* JSON chunks decoded */
+    int n_fast;   /* of which by the fast path (openai_scan.h) */
+    int no_fast;  /* tests: always use jansson */
 };
 
 /* One SSE data payload of a chat (chat != 0) or completion stream. */

@@ -8,6 +8,7 @@
  */
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/alloc.h"
@@ -45,13 +46,48 @@ static int check_ev(void *ud, const struct kz_ev *ev)
     return 0;
 }
 
+/* A log of events, to compare the fast path with jansson's. */
+struct log {
+    char buf[4096];
+    size_t len;
+};
+
+static int log_ev(void *ud, const struct kz_ev *ev)
+{
+    check_ev(NULL, ev);
+    struct log *l = ud;
+    char tmp[64];
+    int n = snprintf(tmp, sizeof tmp, "%d:%d:%zu:%s:%ld:%ld|", (int)ev->type, ev->index, ev->len,
+                     ev->finish ? ev->finish : "", ev->prompt_tokens, ev->completion_tokens);
+    if (n > 0 && l->len + (size_t)n + ev->len < sizeof l->buf) {
+        memcpy(l->buf + l->len, tmp, (size_t)n);
+        l->len += (size_t)n;
+        if (ev->type == KZ_EV_TEXT) {
+            memcpy(l->buf + l->len, ev->text, ev->len);
+            l->len += ev->len;
+        }
+    }
+    return 0;
+}
+
 static int on_sse(void *ud, const char *event, const char *d, size_t len)
 {
     struct st *s = ud;
     (void)event;
     if (d[len] != '\0')
         abort(); /* the parser terminates data for its callers */
-    if (kz_openai_dec_chunk(&s->dec, s->chat, d, len, check_ev, s, NULL) != KZ_OK)
+    /* the fast path and jansson alone must agree, on the result and the events */
+    struct kz_openai_dec slow;
+    memset(&slow, 0, sizeof slow);
+    slow.no_fast = 1;
+    slow.done = s->dec.done;
+    struct log a, b;
+    a.len = b.len = 0;
+    kz_status r1 = kz_openai_dec_chunk(&s->dec, s->chat, d, len, log_ev, &a, NULL);
+    kz_status r2 = kz_openai_dec_chunk(&slow, s->chat, d, len, log_ev, &b, NULL);
+    if (r1 != r2 || a.len != b.len || memcmp(a.buf, b.buf, a.len) != 0)
+        abort();
+    if (r1 != KZ_OK)
         s->failed = 1;
     return s->failed;
 }
@@ -65,7 +101,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *p = (const char *)data + 2;
     size_t n = size - 2;
     if (mode < 2) {
-        struct st s = {{0, 0}, mode == 0, 0};
+        struct st s = {{0, 0, 0, 0}, mode == 0, 0};
         struct kz_sse sse;
         kz_sse_init(&sse, 4096);
         for (size_t off = 0; off < n && !s.failed; off += piece) {

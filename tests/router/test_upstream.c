@@ -147,15 +147,56 @@ static void openai_chunks(void)
         {1, "{not json", KZ_EPROTO, ""},
         {1, "[1,2]", KZ_EPROTO, ""},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        struct kz_openai_dec d = {0, 0};
-        struct kz_err err = {{0}};
-        char out[1024] = "";
-        kz_status rc = kz_openai_dec_chunk(&d, cases[i].chat, cases[i].data, strlen(cases[i].data), ev_cb, out, &err);
-        T_OK(rc == cases[i].rc && strcmp(out, cases[i].want) == 0, "chunk %zu: rc %d events '%s' (%s)", i, rc, out,
-             err.msg);
+    /* every case through the fast path (when it takes it) and through jansson alone */
+    for (int no_fast = 0; no_fast < 2; no_fast++)
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            struct kz_openai_dec d;
+            memset(&d, 0, sizeof d);
+            d.no_fast = no_fast;
+            struct kz_err err = {{0}};
+            char out[1024] = "";
+            kz_status rc =
+                kz_openai_dec_chunk(&d, cases[i].chat, cases[i].data, strlen(cases[i].data), ev_cb, out, &err);
+            T_OK(rc == cases[i].rc && strcmp(out, cases[i].want) == 0, "chunk %zu (jansson only %d): rc %d events '%s' (%s)",
+                 i, no_fast, rc, out, err.msg);
+        }
+    /* the common shapes take the fast path; odd ones fall back and agree */
+    static const char *const fast[] = {
+        "{\"id\":\"c-1\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"m\","
+        "\"system_fingerprint\":null,\"choices\":[{\"index\":0,\"delta\":{\"content\":\"h\u00e9\"},"
+        "\"logprobs\":null,\"finish_reason\":null}],\"usage\":null}",
+        "{\"id\":\"c-1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"h\xc3\xa9 ok\"},\"finish_reason\":null}]}",
+        " { \"choices\" : [ { \"index\" : 1 , \"text\" : \"x\" , \"finish_reason\" : \"length\" } ] } \n",
+        "{\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":7,\"total_tokens\":12}}",
+    };
+    static const char *const odd[] = {
+        "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\\nb\"}}]}",          /* an escape */
+        "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}],\"x_new\":{\"k\":[1]}}", /* unknown key */
+        "{\"choices\":[{\"index\":0,\"index\":1,\"delta\":{\"content\":\"a\"}}]}", /* duplicate */
+        "{\"choices\":[{\"index\":-1,\"delta\":{}}]}",                                 /* bad index */
+        "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]} x",              /* trailing bytes */
+        "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\xff\"}}]}",             /* invalid UTF-8 */
+        "{\"usage\":{\"prompt_tokens\":1.5}}",                                            /* a real */
+        "{\"choices\":[{\"index\":01}]}",                                               /* leading zero */
+    };
+    for (int k = 0; k < 2; k++) {
+        const char *const *set = k ? odd : fast;
+        size_t n = k ? sizeof odd / sizeof *odd : sizeof fast / sizeof *fast;
+        for (size_t i = 0; i < n; i++) {
+            char a[1024] = "", b[1024] = "";
+            struct kz_openai_dec d1, d2;
+            memset(&d1, 0, sizeof d1);
+            memset(&d2, 0, sizeof d2);
+            d2.no_fast = 1;
+            kz_status r1 = kz_openai_dec_chunk(&d1, 1 - k % 2, set[i], strlen(set[i]), ev_cb, a, NULL);
+            kz_status r2 = kz_openai_dec_chunk(&d2, 1 - k % 2, set[i], strlen(set[i]), ev_cb, b, NULL);
+            T_OK(r1 == r2 && strcmp(a, b) == 0, "%s %zu: fast '%s' (%d) vs jansson '%s' (%d)", k ? "odd" : "common", i,
+                 a, r1, b, r2);
+            T_OK(d1.n_fast == (k ? 0 : 1), "%s %zu: fast path %s", k ? "odd" : "common", i,
+                 k ? "declined" : "taken");
+        }
     }
-    struct kz_openai_dec d = {0, 0};
+    struct kz_openai_dec d = {0, 0, 0, 0};
     char out[1024] = "";
     T_EQ_INT(kz_openai_dec_chunk(&d, 1, "[DONE]", 6, ev_cb, out, NULL), KZ_OK);
     T_OK(d.done, "[DONE] ends the stream");
