@@ -118,162 +118,138 @@ static int key(struct scan *s, const char *const *names, int count, unsigned *se
     return -1;
 }
 
-static int parse_delta(struct scan *s, struct kz_scan_choice *c)
+/* {"key": value, ...}: every key one of names (once), its value read by
+ * fn(s, index of the key, ctx). 0 when anything is not understood. */
+static int object(struct scan *s, const char *const *names, int count, int (*fn)(struct scan *, int, void *),
+                  void *ctx)
 {
-    static const char *const names[] = {"role", "content", "refusal"};
     unsigned seen = 0;
-    if (lit(s, "null"))
-        return 1;
     if (!eat(s, '{'))
         return 0;
     if (eat(s, '}'))
         return 1;
     do {
-        const char *b;
-        size_t n;
-        switch (key(s, names, 3, &seen)) {
-        case 0:
-        case 2:
-            if (!str_or_null(s, &b, &n))
-                return 0;
-            break;
-        case 1:
-            if (!str_or_null(s, &c->content, &c->content_len))
-                return 0;
-            c->has_content = c->content != NULL;
-            break;
-        default:
+        int k = key(s, names, count, &seen);
+        if (k < 0 || !fn(s, k, ctx))
             return 0;
-        }
     } while (eat(s, ','));
     return eat(s, '}');
 }
 
-static int parse_choice(struct scan *s, struct kz_scan_choice *c)
+static int skip_str(struct scan *s)
 {
-    static const char *const names[] = {"index", "delta", "text", "logprobs", "finish_reason"};
-    unsigned seen = 0;
-    memset(c, 0, sizeof *c);
-    if (!eat(s, '{'))
-        return 0;
-    if (eat(s, '}'))
-        return 1;
-    do {
-        const char *b;
-        size_t n;
-        switch (key(s, names, 5, &seen)) {
-        case 0:
-            if (!integer(s, &c->index))
-                return 0;
-            c->has_index = 1;
-            break;
-        case 1:
-            if (!parse_delta(s, c))
-                return 0;
-            break;
-        case 2:
-            if (!str_or_null(s, &c->text, &c->text_len))
-                return 0;
-            c->has_text = c->text != NULL;
-            break;
-        case 3:
-            if (!lit(s, "null"))
-                return 0;
-            break;
-        case 4:
-            if (!str_or_null(s, &b, &n) || n >= sizeof c->finish)
-                return 0;
-            if (b) {
-                memcpy(c->finish, b, n);
-                c->finish[n] = '\0';
-                c->has_finish = 1;
-            }
-            break;
-        default:
-            return 0;
-        }
-    } while (eat(s, ','));
-    return eat(s, '}');
+    const char *b;
+    size_t n;
+    return str_or_null(s, &b, &n);
 }
 
-static int parse_usage(struct scan *s, struct kz_scan_chunk *out)
+static const char *const delta_keys[] = {"role", "content", "refusal"};
+
+static int delta_value(struct scan *s, int k, void *ctx)
 {
-    static const char *const names[] = {"prompt_tokens", "completion_tokens", "total_tokens"};
-    unsigned seen = 0;
+    struct kz_scan_choice *c = ctx;
+    if (k != 1)
+        return skip_str(s);
+    if (!str_or_null(s, &c->content, &c->content_len))
+        return 0;
+    c->has_content = c->content != NULL;
+    return 1;
+}
+
+static const char *const choice_keys[] = {"index", "delta", "text", "logprobs", "finish_reason"};
+
+static int choice_value(struct scan *s, int k, void *ctx)
+{
+    struct kz_scan_choice *c = ctx;
+    const char *b;
+    size_t n;
+    switch (k) {
+    case 0:
+        return (c->has_index = integer(s, &c->index));
+    case 1:
+        return lit(s, "null") || object(s, delta_keys, 3, delta_value, c);
+    case 2:
+        if (!str_or_null(s, &c->text, &c->text_len))
+            return 0;
+        c->has_text = c->text != NULL;
+        return 1;
+    case 3:
+        return lit(s, "null");
+    default:
+        if (!str_or_null(s, &b, &n) || n >= sizeof c->finish)
+            return 0;
+        if (b) {
+            memcpy(c->finish, b, n);
+            c->finish[n] = '\0';
+            c->has_finish = 1;
+        }
+        return 1;
+    }
+}
+
+static const char *const usage_keys[] = {"prompt_tokens", "completion_tokens", "total_tokens"};
+
+static int usage_value(struct scan *s, int k, void *ctx)
+{
+    struct kz_scan_chunk *out = ctx;
+    long v;
+    if (!integer(s, &v))
+        return 0;
+    if (k == 0)
+        out->prompt_tokens = v >= 0 ? v : -1;
+    else if (k == 1)
+        out->completion_tokens = v >= 0 ? v : -1;
+    return 1;
+}
+
+static int choices(struct scan *s, struct kz_scan_chunk *out)
+{
     if (lit(s, "null"))
         return 1;
-    if (!eat(s, '{'))
+    if (!eat(s, '['))
         return 0;
-    out->has_usage = 1;
-    out->prompt_tokens = out->completion_tokens = -1;
-    if (eat(s, '}'))
+    if (eat(s, ']'))
         return 1;
     do {
-        long v;
-        int k = key(s, names, 3, &seen);
-        if (k < 0 || !integer(s, &v))
+        if (out->n_choices == KZ_SCAN_MAX_CHOICES)
             return 0;
-        if (k == 0)
-            out->prompt_tokens = v >= 0 ? v : -1;
-        else if (k == 1)
-            out->completion_tokens = v >= 0 ? v : -1;
+        struct kz_scan_choice *c = &out->choices[out->n_choices++];
+        memset(c, 0, sizeof *c);
+        if (!object(s, choice_keys, 5, choice_value, c))
+            return 0;
     } while (eat(s, ','));
-    return eat(s, '}');
+    return eat(s, ']');
+}
+
+static const char *const chunk_keys[] = {"id",      "object", "created", "model", "system_fingerprint",
+                                         "choices", "usage",  "service_tier"};
+
+static int chunk_value(struct scan *s, int k, void *ctx)
+{
+    struct kz_scan_chunk *out = ctx;
+    long v;
+    switch (k) {
+    case 2:
+        return integer(s, &v);
+    case 5:
+        return choices(s, out);
+    case 6:
+        if (lit(s, "null"))
+            return 1;
+        out->has_usage = 1;
+        out->prompt_tokens = out->completion_tokens = -1;
+        return object(s, usage_keys, 3, usage_value, out);
+    default:
+        return skip_str(s);
+    }
 }
 
 int kz_openai_scan_chunk(const char *data, size_t len, struct kz_scan_chunk *out)
 {
-    static const char *const names[] = {"id",      "object", "created", "model", "system_fingerprint",
-                                        "choices", "usage",  "service_tier"};
     struct scan s = {data, data + len};
-    unsigned seen = 0;
     memset(out, 0, sizeof *out);
-    if (!eat(&s, '{'))
+    if (!object(&s, chunk_keys, 8, chunk_value, out))
         return 0;
-    if (!eat(&s, '}')) {
-        do {
-            const char *b;
-            size_t n;
-            long v;
-            switch (key(&s, names, 8, &seen)) {
-            case 0:
-            case 1:
-            case 3:
-            case 4:
-            case 7:
-                if (!str_or_null(&s, &b, &n))
-                    return 0;
-                break;
-            case 2:
-                if (!integer(&s, &v))
-                    return 0;
-                break;
-            case 5:
-                if (lit(&s, "null"))
-                    break;
-                if (!eat(&s, '['))
-                    return 0;
-                if (eat(&s, ']'))
-                    break;
-                do {
-                    if (out->n_choices == KZ_SCAN_MAX_CHOICES || !parse_choice(&s, &out->choices[out->n_choices]))
-                        return 0;
-                    out->n_choices++;
-                } while (eat(&s, ','));
-                if (!eat(&s, ']'))
-                    return 0;
-                break;
-            case 6:
-                if (!parse_usage(&s, out))
-                    return 0;
-                break;
-            default:
-                return 0;
-            }
-        } while (eat(&s, ','));
-        if (!eat(&s, '}'))
-            return 0;
-    }
     ws(&s);
     return s.p == s.end;
 }
