@@ -80,7 +80,8 @@ struct kz_api_usage {
     long completion_tokens;
 };
 
-/* A new id such as "chatcmpl-<24 random hex digits>" into buf (>= 48 bytes). */
+/* A new id such as "chatcmpl-<24 hex digits>", unique in this process and
+ * unlikely to repeat across processes, into buf (>= 48 bytes). */
 void kz_api_new_id(const char *prefix, char *buf, size_t size);
 
 /* Complete (non-streamed) responses. texts/finish have n_choices entries. */

@@ -4,9 +4,14 @@
  * API sends them (see WIRE.md). Model text may hold invalid UTF-8 (a token
  * can end inside a character); JSON cannot, so such bytes become U+FFFD.
  */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "api/openai.h"
 #include "core/alloc.h"
@@ -70,14 +75,38 @@ static json_t *error_obj(const struct kz_api_error *e)
 char *kz_api_error_json(const struct kz_api_error *e) { return dump(error_obj(e)); }
 char *kz_api_error_event(const struct kz_api_error *e) { return event(error_obj(e)); }
 
+/* Ids must be unique, not secret: a per-process random salt (one getrandom)
+ * and a counter through splitmix64, a bijection, so no two ids of a process
+ * are alike and those of two processes collide with chance 2^-96 at most.
+ * One syscall per process instead of one per request. */
+static uint64_t id_salt[2];
+static atomic_uint_fast64_t id_counter;
+static pthread_once_t id_once = PTHREAD_ONCE_INIT;
+
+static void id_init(void)
+{
+    if (getrandom(id_salt, sizeof id_salt, 0) != (ssize_t)sizeof id_salt) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        id_salt[0] = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+        id_salt[1] = (uint64_t)getpid();
+    }
+}
+
+static uint64_t splitmix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15u;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9u;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebu;
+    return x ^ (x >> 31);
+}
+
 void kz_api_new_id(const char *prefix, char *buf, size_t size)
 {
-    unsigned char r[12];
-    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
-        memset(r, 0, sizeof r);
-    int n = snprintf(buf, size, "%s-", prefix);
-    for (size_t i = 0; i < sizeof r && n > 0 && (size_t)n + 2 < size; i++)
-        n += snprintf(buf + n, size - (size_t)n, "%02x", r[i]);
+    pthread_once(&id_once, id_init);
+    uint64_t n = atomic_fetch_add(&id_counter, 1);
+    snprintf(buf, size, "%s-%08x%016llx", prefix, (unsigned)(id_salt[1] & 0xffffffffu),
+             (unsigned long long)splitmix64(n ^ id_salt[0]));
 }
 
 static json_t *usage_obj(const struct kz_api_usage *u)

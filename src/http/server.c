@@ -113,7 +113,9 @@ struct kz_http_server {
     uv_tcp_t listener;
     uv_timer_t sweep;
     uv_timer_t drain;
-    uv_async_t async;
+    uv_async_t async;  /* wakes the loop for kz_http_server_post from other threads */
+    uv_check_t turn;   /* runs pending connections after this turn's I/O callbacks */
+    uv_idle_t nowait;  /* while any are pending: the next poll must not block */
     uv_signal_t sig_int, sig_term;
     int listening, have_signals;
     int open_handles; /* initialised and not yet closed */
@@ -1129,11 +1131,18 @@ static void run_pending(struct kz_http_server *srv)
     }
 }
 
-static void on_async(uv_async_t *a)
+static void on_async(uv_async_t *a) { run_posts(a->data); }
+
+static void on_turn(uv_check_t *h)
 {
-    run_pending(a->data);
-    run_posts(a->data);
+    struct kz_http_server *srv = h->data;
+    run_pending(srv);
+    uv_check_stop(&srv->turn);
+    uv_idle_stop(&srv->nowait);
 }
+
+/* Only there to keep the loop from sleeping; on_turn does the work. */
+static void on_nowait(uv_idle_t *h) { (void)h; }
 
 static void conn_schedule(struct conn *c)
 {
@@ -1146,8 +1155,14 @@ static void conn_schedule(struct conn *c)
     if (srv->pending)
         srv->pending->pend_prev = c;
     srv->pending = c;
-    if (!srv->post_closed)
-        uv_async_send(&srv->async);
+    /* A check and an idle handle instead of a self-sent async: no eventfd
+     * write and read per request. The check runs in this loop turn when the
+     * response ended in an I/O callback; the idle makes the poll of the next
+     * turn return at once when it ended anywhere else. */
+    if (!srv->finished) {
+        uv_check_start(&srv->turn, on_turn);
+        uv_idle_start(&srv->nowait, on_nowait);
+    }
 }
 
 kz_status kz_http_server_post(struct kz_http_server *srv, kz_http_post_fn fn, void *arg)
@@ -1201,6 +1216,8 @@ static void server_maybe_finish(struct kz_http_server *srv)
     srv->post_closed = 1;
     pthread_mutex_unlock(&srv->post_mu);
     close_handle(srv, (uv_handle_t *)&srv->async);
+    close_handle(srv, (uv_handle_t *)&srv->turn);
+    close_handle(srv, (uv_handle_t *)&srv->nowait);
     run_posts(srv); /* the last ones: nothing can be queued after post_closed */
 }
 
@@ -1316,14 +1333,19 @@ kz_status kz_http_server_new(uv_loop_t *loop, const struct kz_http_config *cfg, 
     }
     uv_timer_init(loop, &srv->sweep);
     uv_timer_init(loop, &srv->drain);
+    uv_check_init(loop, &srv->turn);
+    uv_idle_init(loop, &srv->nowait);
     srv->sweep.data = srv->drain.data = srv;
-    srv->open_handles += 2;
+    srv->turn.data = srv->nowait.data = srv;
+    srv->open_handles += 4;
     int e = uv_async_init(loop, &srv->async, on_async);
     if (e < 0) {
         /* Nothing the loop holds yet besides the timers: close them and run
          * the loop briefly so their memory can go. */
         close_handle(srv, (uv_handle_t *)&srv->sweep);
         close_handle(srv, (uv_handle_t *)&srv->drain);
+        close_handle(srv, (uv_handle_t *)&srv->turn);
+        close_handle(srv, (uv_handle_t *)&srv->nowait);
         while (srv->open_handles)
             uv_run(loop, UV_RUN_NOWAIT);
         pthread_mutex_destroy(&srv->post_mu);
