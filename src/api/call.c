@@ -72,6 +72,10 @@ struct call {
     int budget_waits;  /* times a retry waited for the budget */
     uv_timer_t retry_timer, deadline_timer, keepalive_timer;
     int closing;
+    /* tenancy: the meter from admission to settlement */
+    struct kz_meter meter;
+    int settling;  /* a success waits for its ledger record */
+    int admitting; /* the reservation is being made */
 };
 
 static double since_s(uint64_t t0) { return (double)(uv_hrtime() - t0) * 1e-9; }
@@ -122,7 +126,7 @@ static void release_retry(struct call *c)
 
 static void maybe_free(struct call *c)
 {
-    if (c->res || c->att || c->closing)
+    if (c->res || c->att || c->closing || c->admitting || c->settling)
         return;
     release_retry(c);
     if (c->counted)
@@ -151,6 +155,7 @@ static void routing_headers(struct call *c)
     if (c->served_by)
         kz_http_res_add_header(c->res, "x-kyozon-provider", c->served_by);
     kz_http_res_add_header(c->res, "x-kyozon-attempts", n);
+    kz_tenancy_headers(&c->meter, c->res);
 }
 
 static void ensure_head(struct call *c)
@@ -164,8 +169,13 @@ static void ensure_head(struct call *c)
         write_ev(c, kz_api_chat_chunk(c->id, c->created, c->r.model, "assistant", "", 0, NULL, c->r.include_usage));
 }
 
+static void settle_now(struct call *c, int status, kz_settled_fn fn);
+
 static void end_response(struct call *c, int status)
 {
+    /* a failure, or a client that left: recorded with what it used so far,
+     * nobody waits for the record */
+    settle_now(c, status, NULL);
     kz_metrics_request(c->gw->metrics, c->route, status, since_s(c->t0_ns));
     c->res = NULL;
     c->ended = 1;
@@ -191,6 +201,36 @@ static struct kz_api_usage usage_now(const struct call *c)
     struct kz_api_usage u = {c->prompt_tokens > 0 ? c->prompt_tokens : 0,
                              c->completion_tokens >= 0 && c->have_usage ? c->completion_tokens : c->n_text};
     return u;
+}
+
+static int64_t dep_cost(const struct call *c, long in, long out)
+{
+    if (!c->served_by)
+        return 0;
+    const struct kz_cfg_deployment *d = &c->gen->cfg->models[c->am].deployments[c->ad];
+    return d->has_price ? kz_price_cost(&d->price, in, out) : 0;
+}
+
+/* The ledger record of this request (see tenancy.h); a no-op for requests
+ * that are not metered or already settled. */
+static void settle_now(struct call *c, int status, kz_settled_fn fn)
+{
+    struct kz_api_usage u = usage_now(c);
+    struct kz_ledger_usage rec;
+    memset(&rec, 0, sizeof rec);
+    snprintf(rec.model, sizeof rec.model, "%s", c->r.model ? c->r.model : "");
+    if (c->served_by) {
+        snprintf(rec.provider, sizeof rec.provider, "%s", c->served_by);
+        snprintf(rec.deployment, sizeof rec.deployment, "%s",
+                 c->gen->cfg->models[c->am].deployments[c->ad].model ? c->gen->cfg->models[c->am].deployments[c->ad].model
+                                                                     : "");
+    }
+    rec.input_tokens = u.prompt_tokens;
+    rec.output_tokens = u.completion_tokens;
+    rec.cost = dep_cost(c, u.prompt_tokens, u.completion_tokens);
+    rec.status = status;
+    rec.ttft_ms = c->ttft_ms >= 0 ? (int64_t)c->ttft_ms : -1;
+    kz_tenancy_settle(&c->meter, &rec, fn, c);
 }
 
 /* The last word is a failure. */
@@ -228,7 +268,34 @@ static void fail_with_result(struct call *c, const struct kz_attempt_result *res
     fail_client(c, &e, res->retry_after_ms);
 }
 
+static void send_success(struct call *c);
+
+static void on_settled(void *ud, kz_status rc, const char *msg)
+{
+    struct call *c = ud;
+    c->settling = 0;
+    if (c->res) {
+        if (!rc) {
+            send_success(c);
+        } else {
+            /* never an answer the ledger does not hold */
+            struct kz_api_error e;
+            kz_api_fail(&e, 503, "server_error", "ledger_unavailable", NULL, "the usage could not be recorded: %s",
+                        msg);
+            fail_client(c, &e, 1000);
+        }
+    }
+    maybe_free(c);
+}
+
+/* A complete answer is acknowledged only once its ledger record committed. */
 static void succeed(struct call *c)
+{
+    c->settling = 1;
+    settle_now(c, 200, on_settled);
+}
+
+static void send_success(struct call *c)
 {
     struct kz_api_usage u = usage_now(c);
     kz_metrics_tokens(c->gw->metrics, u.prompt_tokens, u.completion_tokens);
@@ -538,19 +605,26 @@ static void on_abort(struct kz_http_res *res, void *arg)
 }
 
 /* x-kyozon-route and x-kyozon-privacy. */
-static int read_hints(struct kz_http_req *req, struct kz_route_hints *h, struct kz_api_error *e)
+static int read_hints(struct kz_http_req *req, struct kz_route_hints *h, struct kz_api_error *e,
+                      const struct kz_principal *p)
 {
     struct kz_slice v;
-    h->ceiling = KZ_PRIVACY_EXTERNAL;
+    h->ceiling = p->open ? KZ_PRIVACY_EXTERNAL : p->key.privacy; /* the key's ceiling applies unless asked lower */
     h->strategy = -1;
     if (kz_http_req_header(req, "x-kyozon-privacy", &v)) {
         if (kz_slice_eq(v, "local"))
             h->ceiling = KZ_PRIVACY_LOCAL;
         else if (kz_slice_eq(v, "private"))
             h->ceiling = KZ_PRIVACY_PRIVATE;
-        else if (!kz_slice_eq(v, "external"))
+        else if (kz_slice_eq(v, "external"))
+            h->ceiling = KZ_PRIVACY_EXTERNAL;
+        else
             return kz_api_fail(e, 400, "invalid_request_error", NULL, NULL,
                                "x-kyozon-privacy must be local, private or external"),
+                   -1;
+        if (!p->open && h->ceiling > p->key.privacy)
+            return kz_api_fail(e, 403, "permission_error", "privacy_not_allowed", NULL,
+                               "this API key is limited to privacy tier '%s'", kz_privacy_name(p->key.privacy)),
                    -1;
     }
     if (kz_http_req_header(req, "x-kyozon-route", &v)) {
@@ -568,8 +642,59 @@ static int read_hints(struct kz_http_req *req, struct kz_route_hints *h, struct 
     return 0;
 }
 
-void kz_call_handle(struct kz_gateway *gw, struct kz_http_req *req, struct kz_http_res *res, enum kz_api_kind kind,
-                    const char *route, uint64_t t0_ns)
+/* The most this request can cost: every prompt byte a token (no tokenizer
+ * makes more tokens than bytes), max_tokens of output per choice (or
+ * DEFAULT_MAX_OUTPUT when not given), at the dearest deployment of the model
+ * and its fallbacks. *tokens gets the same token count for TPM. */
+#define DEFAULT_MAX_OUTPUT 4096
+static int64_t max_cost_of(const struct kz_config *cfg, const struct kz_cfg_model *cm, const struct kz_api_request *r,
+                           size_t body_len, int64_t *tokens)
+{
+    long in = (long)(body_len < 100000000 ? body_len : 100000000);
+    long out = r->kind == KZ_API_EMBEDDINGS ? 0 : (r->max_tokens >= 0 ? r->max_tokens : DEFAULT_MAX_OUTPUT);
+    size_t n = r->kind == KZ_API_CHAT ? 1 : r->n_inputs;
+    out *= (long)(n ? n : 1);
+    *tokens = in + out;
+    int64_t worst = 0;
+    for (size_t k = 0; k <= cm->n_fallbacks; k++) {
+        const struct kz_cfg_model *mm = k == 0 ? cm : &cfg->models[cm->fallbacks[k - 1]];
+        for (size_t i = 0; i < mm->n_deployments; i++) {
+            const struct kz_cfg_deployment *d = &mm->deployments[i];
+            int64_t cost = d->has_price ? kz_price_cost(&d->price, in, out) : 0;
+            worst = cost > worst ? cost : worst;
+        }
+    }
+    return worst;
+}
+
+/* Admission answered (see tenancy.h): route, or refuse. */
+static void on_admitted(void *ud, int ok, const struct kz_api_error *e, long retry_after_ms)
+{
+    struct call *c = ud;
+    c->admitting = 0;
+    if (!c->res) { /* the client left while the reservation was made */
+        settle_now(c, 499, NULL);
+        maybe_free(c);
+        return;
+    }
+    if (!ok) {
+        fail_client(c, e, retry_after_ms);
+        maybe_free(c);
+        return;
+    }
+    struct kz_gen *gen = c->gen;
+    uint64_t now = now_ms(c);
+    c->deadline_ms = now + gen->cfg->router.deadline_ms;
+    uv_timer_start(&c->deadline_timer, on_deadline, gen->cfg->router.deadline_ms, 0);
+    if (c->r.stream)
+        uv_timer_start(&c->keepalive_timer, on_keepalive, KEEPALIVE_MS, KEEPALIVE_MS);
+    kz_router_request_begin(gen->router);
+    c->counted = 1;
+    try_next(c);
+}
+
+void kz_call_handle(struct kz_gateway *gw, const struct kz_principal *p, struct kz_http_req *req,
+                    struct kz_http_res *res, enum kz_api_kind kind, const char *route, uint64_t t0_ns)
 {
     struct kz_api_error e;
     size_t len;
@@ -604,7 +729,7 @@ void kz_call_handle(struct kz_gateway *gw, struct kz_http_req *req, struct kz_ht
             rc = kz_api_fail(&e, 404, "invalid_request_error", "model_not_found", "model",
                              "The model '%s' does not exist", c->r.model);
     }
-    if (!rc && read_hints(req, &c->hints, &e))
+    if (!rc && read_hints(req, &c->hints, &e, p))
         rc = KZ_EINVAL;
     c->hints.openai_only = kind != KZ_API_CHAT;
     c->n_choices = kind == KZ_API_CHAT ? 1 : c->r.n_inputs;
@@ -625,12 +750,14 @@ void kz_call_handle(struct kz_gateway *gw, struct kz_http_req *req, struct kz_ht
     c->created = (long)time(NULL);
     kz_api_new_id(kind == KZ_API_CHAT ? "chatcmpl" : kind == KZ_API_COMPLETION ? "cmpl" : "embd", c->id, sizeof c->id);
     kz_http_res_on_abort(res, on_abort, c);
-    uint64_t now = now_ms(c);
-    c->deadline_ms = now + gen->cfg->router.deadline_ms;
-    uv_timer_start(&c->deadline_timer, on_deadline, gen->cfg->router.deadline_ms, 0);
-    if (c->r.stream)
-        uv_timer_start(&c->keepalive_timer, on_keepalive, KEEPALIVE_MS, KEEPALIVE_MS);
-    kz_router_request_begin(gen->router);
-    c->counted = 1;
-    try_next(c);
+    char rid[KZ_LEDGER_ID_MAX];
+    struct kz_slice ik;
+    if (kz_http_req_header(req, "idempotency-key", &ik) && ik.len > 0 && ik.len < sizeof rid)
+        snprintf(rid, sizeof rid, "%.*s", (int)ik.len, ik.p);
+    else
+        snprintf(rid, sizeof rid, "%s", c->id);
+    int64_t est_tokens = 0;
+    int64_t max_cost = max_cost_of(gen->cfg, cm, &c->r, len, &est_tokens);
+    c->admitting = 1;
+    kz_tenancy_admit(gw->tenancy, p, c->r.model, max_cost, est_tokens, rid, &c->meter, on_admitted, c);
 }

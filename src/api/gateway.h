@@ -22,6 +22,7 @@
 #include "router/provider.h"
 #include "router/router.h"
 #include "router/upstream.h"
+#include "tenancy/tenancy.h"
 
 struct kz_gen {
     int refs;                       /* the gateway's (while current) + one per request */
@@ -37,6 +38,7 @@ struct kz_gateway {
     struct kz_upstream *up;
     struct kz_gen *gen;             /* current */
     struct kz_provider *local;      /* the local provider or NULL (owned here) */
+    struct kz_tenancy *tenancy;     /* keys, budgets, ledger; NULL without a ledger */
     long created;
     uint64_t n_calls;               /* calls alive (tests, drain) */
 };
@@ -45,11 +47,18 @@ struct kz_gateway {
  * and the configuration. */
 void kz_gen_release(struct kz_gen *g);
 
-/* Serves one generation request (chat, completions, embeddings) through the
+/* Serves one generation request of caller p (chat, completions, embeddings) through the
  * router: decodes the body, picks deployments, retries and fails over, and
  * writes the answer in the OpenAI dialect. `route` is a static label for
  * metrics. */
-void kz_call_handle(struct kz_gateway *gw, struct kz_http_req *req, struct kz_http_res *res, enum kz_api_kind kind,
-                    const char *route, uint64_t t0_ns);
+void kz_call_handle(struct kz_gateway *gw, const struct kz_principal *p, struct kz_http_req *req,
+                    struct kz_http_res *res, enum kz_api_kind kind, const char *route, uint64_t t0_ns);
+
+/* /admin/... (admin keys) and GET /v1/usage (the caller's own tenant): the
+ * ledger over HTTP. Answers 404 when the server has no ledger. */
+void kz_admin_handle(struct kz_gateway *gw, const struct kz_principal *p, struct kz_http_req *req,
+                     struct kz_http_res *res, uint64_t t0_ns);
+void kz_usage_handle(struct kz_gateway *gw, const struct kz_principal *p, struct kz_http_req *req,
+                     struct kz_http_res *res, uint64_t t0_ns);
 
 #endif

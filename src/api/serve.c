@@ -83,11 +83,34 @@ static char *metrics_text(struct server *s)
     return out;
 }
 
+static void route_request(struct server *s, const struct kz_principal *pr, struct kz_http_req *req,
+                          struct kz_http_res *res, uint64_t t0);
+
+/* /v1 and /admin need a key once any exists (tenancy.h). */
 static void handler(void *user, struct kz_http_req *req, struct kz_http_res *res)
 {
     struct server *s = user;
-    const struct kz_config *cfg = s->gw.gen->cfg;
     uint64_t t0 = uv_hrtime();
+    struct kz_slice p = kz_http_req_path(req);
+    struct kz_principal pr;
+    memset(&pr, 0, sizeof pr);
+    pr.open = 1;
+    int guarded = (p.len >= 3 && memcmp(p.p, "/v1", 3) == 0) || (p.len >= 6 && memcmp(p.p, "/admin", 6) == 0);
+    if (guarded) {
+        struct kz_api_error e;
+        if (kz_tenancy_auth(s->gw.tenancy, req, &pr, &e)) {
+            send_error(s, res, routes[8], t0, &e);
+            return;
+        }
+    }
+    route_request(s, &pr, req, res, t0);
+    kz_principal_free(&pr);
+}
+
+static void route_request(struct server *s, const struct kz_principal *pr, struct kz_http_req *req,
+                          struct kz_http_res *res, uint64_t t0)
+{
+    const struct kz_config *cfg = s->gw.gen->cfg;
     struct kz_slice m = kz_http_req_method(req), p = kz_http_req_path(req);
     int get = kz_slice_eq(m, "GET") || kz_slice_eq(m, "HEAD"), post = kz_slice_eq(m, "POST");
     struct kz_api_error e;
@@ -115,6 +138,18 @@ static void handler(void *user, struct kz_http_req *req, struct kz_http_res *res
         kz_metrics_request(s->gw.metrics, route, 200, since_s(t0));
         return;
     }
+    if (p.len >= 6 && memcmp(p.p, "/admin", 6) == 0 && (p.len == 6 || p.p[6] == '/')) {
+        kz_admin_handle(&s->gw, pr, req, res, t0);
+        return;
+    }
+    if (kz_slice_eq(p, "/v1/usage")) {
+        if (!get) {
+            route = "/v1/usage";
+            goto method;
+        }
+        kz_usage_handle(&s->gw, pr, req, res, t0);
+        return;
+    }
     enum kz_api_kind kind = KZ_API_CHAT;
     if (kz_slice_eq(p, "/v1/chat/completions")) {
         gen_route = routes[4];
@@ -138,6 +173,11 @@ static void handler(void *user, struct kz_http_req *req, struct kz_http_res *res
     if ((gen_route && !post) || (!gen_route && !get))
         goto method;
     if (is_providers) {
+        if (!pr->open && !pr->key.admin) {
+            kz_api_fail(&e, 403, "permission_error", "admin_required", NULL, "/v1/providers needs an admin API key");
+            send_error(s, res, route, t0, &e);
+            return;
+        }
         send_json(s, res, route, t0, 200, kz_router_providers_json(s->gw.gen->router, uv_now(s->gw.loop)));
         return;
     }
@@ -149,9 +189,11 @@ static void handler(void *user, struct kz_http_req *req, struct kz_http_res *res
     }
     if (is_models) {
         const char **ids = kz_calloc(cfg->n_models ? cfg->n_models : 1, sizeof *ids);
+        size_t n = 0;
         for (size_t i = 0; ids && i < cfg->n_models; i++)
-            ids[i] = cfg->models[i].name;
-        send_json(s, res, route, t0, 200, ids ? kz_api_models_response(cfg->n_models, ids, s->gw.created) : NULL);
+            if (pr->open || kz_keys_allows_model(&pr->key, cfg->models[i].name))
+                ids[n++] = cfg->models[i].name;
+        send_json(s, res, route, t0, 200, ids ? kz_api_models_response(n, ids, s->gw.created) : NULL);
         kz_free(ids);
         return;
     }
@@ -159,7 +201,7 @@ static void handler(void *user, struct kz_http_req *req, struct kz_http_res *res
         char name[256];
         size_t n = p.len - 11;
         snprintf(name, sizeof name, "%.*s", (int)(n < sizeof name - 1 ? n : sizeof name - 1), p.p + 11);
-        if (n >= sizeof name || !kz_config_model(cfg, name)) {
+        if (n >= sizeof name || !kz_config_model(cfg, name) || (!pr->open && !kz_keys_allows_model(&pr->key, name))) {
             kz_api_fail(&e, 404, "invalid_request_error", "model_not_found", "model", "The model '%.*s' does not exist",
                         (int)(n > 200 ? 200 : n), p.p + 11);
             send_error(s, res, route, t0, &e);
@@ -168,7 +210,7 @@ static void handler(void *user, struct kz_http_req *req, struct kz_http_res *res
         send_json(s, res, route, t0, 200, kz_api_model_response(name, s->gw.created));
         return;
     }
-    kz_call_handle(&s->gw, req, res, kind, route, t0);
+    kz_call_handle(&s->gw, pr, req, res, kind, route, t0);
     return;
 method:
     kz_http_res_add_header(res, "Allow", gen_route ? "POST" : "GET, HEAD");
@@ -380,6 +422,11 @@ static kz_status synthesize(const struct kz_serve_opts *o, struct kz_config **ou
 
 /* ---- running ---------------------------------------------------------------------------- */
 
+static int is_loopback(const char *host)
+{
+    return strcmp(host, "localhost") == 0 || strcmp(host, "::1") == 0 || strncmp(host, "127.", 4) == 0;
+}
+
 kz_status kz_serve_run(const struct kz_serve_opts *opts, struct kz_err *err)
 {
     struct server *s = kz_calloc(1, sizeof *s);
@@ -416,12 +463,22 @@ kz_status kz_serve_run(const struct kz_serve_opts *opts, struct kz_err *err)
     hc.host = opts->host ? opts->host : cfg0->server.host ? cfg0->server.host : "127.0.0.1";
     hc.port = opts->port >= 0 ? opts->port : cfg0->server.port;
     hc.max_body = opts->max_body ? opts->max_body : cfg0->server.max_body ? cfg0->server.max_body : hc.max_body;
+    hc.max_connections_per_ip = (unsigned)cfg0->server.max_connections_per_ip;
     unsigned drain = opts->drain_ms ? opts->drain_ms : cfg0->server.drain_ms ? cfg0->server.drain_ms : 10000;
     rc = s->gw.metrics ? KZ_OK : kz_err_set(err, KZ_ENOMEM, "out of memory");
     if (!rc)
         rc = kz_upstream_new(&loop, &s->gw.up, err);
     if (!rc)
         rc = kz_http_server_new(&loop, &hc, handler, s, &s->gw.http, err);
+    const char *db = opts->db ? opts->db : cfg0->ledger;
+    if (!rc && db)
+        rc = kz_tenancy_open(db, &loop, s->gw.http, &s->gw.tenancy, err);
+    int keys = kz_tenancy_has_keys(s->gw.tenancy);
+    if (!rc && !keys && !is_loopback(hc.host) && !opts->insecure)
+        rc = kz_err_set(err, KZ_EINVAL,
+                        "refusing to serve %s without API keys: anyone who can reach it could use it. Create a key "
+                        "('kyozon keys create --db %s --tenant NAME'), bind 127.0.0.1, or pass --insecure",
+                        hc.host, db ? db : "PATH");
     if (!rc)
         rc = kz_http_server_listen(s->gw.http, err);
     if (!rc)
@@ -439,8 +496,12 @@ kz_status kz_serve_run(const struct kz_serve_opts *opts, struct kz_err *err)
     else
         fprintf(stderr, "kyozon: listening on http://%s:%d (%zu providers, %zu models from %s)\n", hc.host,
                 kz_http_server_port(s->gw.http), cfg->n_providers, cfg->n_models, opts->config_path);
-    if (cfg->ledger)
-        fprintf(stderr, "kyozon: 'ledger' is set but usage is not recorded yet in this version\n");
+    if (!keys)
+        fprintf(stderr, "kyozon: no API keys%s: open to anyone who can connect%s\n",
+                db ? "" : " (no ledger: --db PATH keeps keys and usage)",
+                is_loopback(hc.host) ? " (loopback only)" : " (--insecure)");
+    else
+        fprintf(stderr, "kyozon: API keys required (ledger %s)\n", db);
     /* neither keeps the server running: the HTTP server does */
     if (cfg->router.health_interval_ms) {
         uv_timer_start(&s->health_timer, on_health_timer, cfg->router.health_interval_ms,
@@ -465,6 +526,8 @@ out:
         s->gw.local->ops->free(s->gw.local);
     kz_gen_release(s->gw.gen);
     kz_upstream_free(s->gw.up);
+    /* before the server: the ledger writer's last callbacks post to it */
+    kz_tenancy_close(s->gw.tenancy);
     kz_http_server_free(s->gw.http);
     uv_run(&loop, UV_RUN_NOWAIT);
     uv_loop_close(&loop);

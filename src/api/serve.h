@@ -4,8 +4,9 @@
  * Without a configuration it serves one local model, as one local provider.
  *
  * Routes: GET /health, GET /metrics, GET /v1/models, GET /v1/models/{id},
- * GET /v1/providers, POST /v1/chat/completions, POST /v1/completions,
- * POST /v1/embeddings.
+ * GET /v1/providers (admin), POST /v1/chat/completions, POST /v1/completions,
+ * POST /v1/embeddings, GET /v1/usage, /admin/... (api/admin.c). With a
+ * ledger holding API keys, /v1 and /admin need a key (tenancy/tenancy.h).
  *
  * Threads: the HTTP loop (the caller of kz_serve_run) owns every request;
  * the model loads on a libuv worker thread while the server already
@@ -31,6 +32,8 @@ struct kz_serve_opts {
     int max_queue;           /* waiting requests before 503 (default 64) */
     size_t max_body;         /* request body limit (default 4 MiB) */
     unsigned drain_ms;       /* graceful shutdown bound (default 10000) */
+    const char *db;          /* ledger (keys, budgets, usage); NULL: the config's `ledger:`, else none */
+    int insecure;            /* allow a non-loopback address while no API key exists */
 };
 
 /* Runs the server until SIGTERM/SIGINT (then drains and returns KZ_OK) or a

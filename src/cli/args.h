@@ -25,5 +25,8 @@ int kz_cmd_pull(int argc, char **argv);
 int kz_cmd_models(int argc, char **argv);
 int kz_cmd_template(int argc, char **argv);
 int kz_cmd_bench(int argc, char **argv);
+int kz_cmd_keys(int argc, char **argv);
+int kz_cmd_tenants(int argc, char **argv);
+int kz_cmd_usage(int argc, char **argv);
 
 #endif

@@ -18,6 +18,9 @@ static const char help[] =
     "over the providers and models of a YAML configuration (see docs/CONFIG.md).\n"
     "SIGTERM or SIGINT stops accepting, lets requests in flight finish, and exits 0.\n"
     "SIGHUP reloads the configuration file; requests in flight finish on the old one.\n"
+    "Once the ledger holds an API key, every /v1 and /admin request needs one\n"
+    "(Authorization: Bearer kz-... or x-api-key); until then the server only binds\n"
+    "loopback addresses unless --insecure is given.\n"
     "\n"
     "Options:\n"
     "  -m, --model MODEL      a GGUF file, or the name of a model pulled with 'kyozon pull'\n"
@@ -32,6 +35,9 @@ static const char help[] =
     "      --max-queue N      requests waiting for a slot before 503 (default 64)\n"
     "      --max-body BYTES   request body limit (default 4194304)\n"
     "      --drain-ms MS      how long shutdown waits for requests in flight (default 10000)\n"
+    "      --db PATH          the ledger: API keys, budgets, usage (default: the config's\n"
+    "                         'ledger:'; none: no keys, nothing metered). See 'kyozon keys'.\n"
+    "      --insecure         serve a non-loopback address although no API key exists\n"
     "  -h, --help             show this help\n";
 
 int kz_cmd_serve(int argc, char **argv)
@@ -80,6 +86,12 @@ int kz_cmd_serve(int argc, char **argv)
         } else if (!strcmp(a, "--max-body")) {
             bad = kz_arg_int("serve", a, v, 1024, 1L << 30, &body);
             i++;
+        } else if (!strcmp(a, "--db")) {
+            bad = kz_arg_need("serve", a, v);
+            o.db = v;
+            i++;
+        } else if (!strcmp(a, "--insecure")) {
+            o.insecure = 1;
         } else if (!strcmp(a, "--drain-ms")) {
             bad = kz_arg_int("serve", a, v, 0, 3600000, &drain);
             i++;

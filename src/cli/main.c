@@ -12,7 +12,10 @@ static const char usage[] =
     "Usage: kyozon COMMAND [OPTIONS]\n"
     "\n"
     "Commands:\n"
-    "  serve     serve the OpenAI API over a local model\n"
+    "  serve     serve the OpenAI API over local models and remote providers\n"
+    "  keys      create, list and revoke API keys\n"
+    "  tenants   create and list tenants, add credit\n"
+    "  usage     requests, tokens and cost from the ledger\n"
     "  pull      download a GGUF model into the model cache\n"
     "  models    list the model cache\n"
     "  run       generate text from a GGUF model on this machine's CPU\n"
@@ -41,6 +44,12 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "serve") == 0)
         return kz_cmd_serve(argc - 1, argv + 1);
+    if (strcmp(cmd, "keys") == 0)
+        return kz_cmd_keys(argc - 1, argv + 1);
+    if (strcmp(cmd, "tenants") == 0)
+        return kz_cmd_tenants(argc - 1, argv + 1);
+    if (strcmp(cmd, "usage") == 0)
+        return kz_cmd_usage(argc - 1, argv + 1);
     if (strcmp(cmd, "pull") == 0)
         return kz_cmd_pull(argc - 1, argv + 1);
     if (strcmp(cmd, "models") == 0)

@@ -31,6 +31,11 @@ kz_status kz_ledger_open(const char *path, const struct kz_ledger_opts *opts, st
         o.readers = DEFAULT_READERS;
     if (strncmp(path, "postgres://", 11) == 0 || strncmp(path, "postgresql://", 13) == 0)
         return kz_err_set(err, KZ_EUNSUPPORTED, "ledger: the PostgreSQL backend is not built yet (use a file path)");
+    /* sqlite://PATH and sqlite:///ABSOLUTE name a file like a bare path */
+    if (strncmp(path, "sqlite://", 9) == 0)
+        path += 9;
+    if (!path[0])
+        return kz_err_set(err, KZ_EINVAL, "ledger: sqlite:// needs a file path");
     kz_status rc = kz_ledger_sqlite_open(path, &o, out, err);
     if (rc)
         return rc;

@@ -89,7 +89,7 @@ struct kz_ledger_opts {
     void *trace_ud;
 };
 
-/* Opens or creates the ledger at `path` (a file name: SQLite; a postgres://
+/* Opens or creates the ledger at `path` (a file name or sqlite://PATH: SQLite; a postgres://
  * URL is KZ_EUNSUPPORTED for now), applies pending schema migrations (each in
  * one transaction) and sweeps expired reservations. A database written by a
  * newer kyozon (a higher schema version) is refused with KZ_EUNSUPPORTED.

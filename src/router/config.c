@@ -38,6 +38,7 @@ static const struct field server_fields[] = {
     SRV(port, F_INT, 0, 65535), /* 0: the system picks a free port */
     SRV(max_body, F_SIZE, 1, 1LL << 30),
     SRV(drain_ms, F_MS, 0, 0),
+    SRV(max_connections_per_ip, F_INT, 0, 1000000),
 };
 
 static const struct field router_fields[] = {
@@ -140,6 +141,7 @@ static kz_status set_defaults(struct kz_config *c)
     c->server.port = 8080;
     c->server.max_body = 4u << 20;
     c->server.drain_ms = 10000;
+    c->server.max_connections_per_ip = 64;
     c->router.max_attempts = 3;
     c->router.backoff_base_ms = 25;
     c->router.backoff_max_ms = 1000;

@@ -108,6 +108,7 @@ struct kz_cfg_server {
     int port;                    /* [8080] */
     size_t max_body;             /* [4 MiB] */
     unsigned drain_ms;           /* [10000] */
+    int max_connections_per_ip;  /* [64] 0: no cap (behind a proxy every client is one address) */
 };
 
 struct kz_config {

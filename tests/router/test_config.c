@@ -359,7 +359,7 @@ static const struct bad {
     {"- a\n- b\n", 1, "the top level must be a mapping"},
     {"servr:\n  port: 1\n", 1, "servr: unknown key (expected server, providers, models, router or ledger)"},
     {"server: [a]\n", 1, "server: must be a mapping"},
-    {"server:\n  hots: x\n", 2, "server.hots: unknown key (expected host, port, max_body or drain_ms)"},
+    {"server:\n  hots: x\n", 2, "server.hots: unknown key (expected host, port, max_body, drain_ms or max_connections_per_ip)"},
     {"server:\n  port: 1\n  port: 2\n", 3, "server.port: duplicate key (first at line 2)"},
     {"a: 1\n---\nb: 2\n", 2, "only one YAML document is allowed"},
     {"ledger: [a]\n", 1, "ledger: must be a string, not a list"},

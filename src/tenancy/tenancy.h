@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: MIT
+ * Tenancy in the server: who is calling (API keys), whether they may (scopes,
+ * rate limits, budgets and credit), and what it cost (the usage ledger).
+ * The store is ledger/ledger.h; this is the part that runs per request.
+ *
+ * The flow of one generation request (api/call.c):
+ *   kz_tenancy_auth     on the loop: the key the client presented, or the
+ *                       open mode (no key exists yet); 401 otherwise
+ *   kz_tenancy_admit    on the loop: scope (403), rate limits (429), then the
+ *                       reservation of the request's maximum cost on a
+ *                       worker thread (402 when a budget or credit refuses,
+ *                       503 when the ledger fails); the callback runs on
+ *                       the loop
+ *   ... routing ...
+ *   kz_tenancy_settle   the usage record, through the batching writer; its
+ *                       callback runs on the loop once the record is
+ *                       committed: a complete answer is only acknowledged
+ *                       (the last bytes sent) after that, so every answered
+ *                       request is in the ledger, and a request the ledger
+ *                       could not record is answered 503 instead.
+ *
+ * Key lookups read the store on the loop thread: SQLite in WAL mode never
+ * makes a reader wait for a writer, and the lookup is one indexed read.
+ * Writes (reserve, settle) never run on the loop.
+ *
+ * Open mode: while no API key exists in the ledger (or there is no ledger),
+ * requests need none and are not metered; the server then only binds
+ * loopback unless started with --insecure. Once a key exists, every /v1 and
+ * /admin request needs one.
+ *
+ * Threads: everything here is called on the loop thread. Ownership: the
+ * tenancy owns its ledger and writer; a kz_principal owns its key info
+ * (kz_principal_free); a kz_meter is the caller's and must stay alive until
+ * its callbacks ran.
+ */
+#ifndef KZ_TENANCY_H
+#define KZ_TENANCY_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "api/openai.h"
+#include "http/http.h"
+#include "ledger/keys.h"
+#include "ledger/ledger.h"
+#include "tenancy/ratelimit.h"
+
+struct kz_tenancy; /* opaque */
+
+/* Opens (or creates) the ledger at `db` and starts its writer. Results of
+ * worker threads come back through kz_http_server_post on `http`. */
+kz_status kz_tenancy_open(const char *db, uv_loop_t *loop, struct kz_http_server *http, struct kz_tenancy **out,
+                          struct kz_err *err);
+
+/* Waits for every queued record to commit, then closes. NULL is a no-op. */
+void kz_tenancy_close(struct kz_tenancy *t);
+
+/* 1 once any API key exists (revoked ones count: revoking every key must not
+ * open the server). */
+int kz_tenancy_has_keys(struct kz_tenancy *t);
+
+struct kz_ledger *kz_tenancy_ledger(struct kz_tenancy *t);
+
+/* The caller of one request. */
+struct kz_principal {
+    int open;                /* open mode: no key needed, nothing metered */
+    struct kz_keys_info key; /* when !open */
+};
+
+/* Reads `Authorization: Bearer kz-...` or `x-api-key`. 0 with *p filled, or
+ * -1 with e set (401 invalid_api_key, 503 when the store fails). t may be
+ * NULL (no ledger: open). */
+int kz_tenancy_auth(struct kz_tenancy *t, struct kz_http_req *req, struct kz_principal *p, struct kz_api_error *e);
+void kz_principal_free(struct kz_principal *p);
+
+/* One metered request, from admission to settlement. */
+struct kz_meter {
+    struct kz_tenancy *t;
+    int active;                    /* admitted and metered: settle it */
+    char request_id[KZ_LEDGER_ID_MAX];
+    int64_t tenant_id, key_id;
+    int64_t reservation;
+    int64_t max_cost;              /* micro-dollars held */
+    int64_t est_tokens;            /* counted against TPM at admission */
+    int64_t admitted_ms;
+    int64_t started_ms;
+    struct kz_rl_owner owners[2];
+    int n_owners;
+    struct kz_rl_state rl;         /* for the x-ratelimit-* headers */
+    int have_rl;
+    int waiting;                   /* a worker or the writer holds this meter */
+};
+
+/* Called on the loop. ok 0: e says why (the status and code to answer) and
+ * retry_after_ms when > 0. */
+typedef void (*kz_admit_fn)(void *ud, int ok, const struct kz_api_error *e, long retry_after_ms);
+
+/* Admits one request of `p` for public `model`: scope, rate limits and the
+ * reservation of max_cost micro-dollars under request_id. The callback may
+ * run before this returns (refusals found on the loop). Open principals are
+ * admitted at once, unmetered. */
+void kz_tenancy_admit(struct kz_tenancy *t, const struct kz_principal *p, const char *model, int64_t max_cost,
+                      int64_t est_tokens, const char *request_id, struct kz_meter *m, kz_admit_fn fn, void *ud);
+
+/* Adds x-ratelimit-* headers for the limits that applied. */
+void kz_tenancy_headers(const struct kz_meter *m, struct kz_http_res *res);
+
+/* Called on the loop once the record committed (rc 0) or failed. */
+typedef void (*kz_settled_fn)(void *ud, kz_status rc, const char *msg);
+
+/* Records the request (u: tokens, cost, status, provider, times; the ids
+ * come from the meter) and settles its reservation. fn may be NULL (nobody
+ * waits). A meter that is not active calls fn at once with 0. */
+void kz_tenancy_settle(struct kz_meter *m, const struct kz_ledger_usage *u, kz_settled_fn fn, void *ud);
+
+#endif
