@@ -4,6 +4,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/alloc.h"
 #include "ledger/sqlite_int.h"
@@ -107,11 +108,42 @@ static void end_failed(struct kz_sq_conn *c)
         run_static(c, SQL_ROLLBACK, "rolling back", NULL);
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The busy timeout bounds the whole wait of one write: for the connection
+ * (other threads' writes queue on its mutex) and then for the database lock.
+ * Without that, writes queued behind one stuck on another process's lock
+ * would wait one timeout each, one after the other. */
+static kz_status lock_writer(struct kz_sq *s, struct kz_sq_conn *c, struct kz_err *err)
+{
+    int budget = s->base.opts.busy_timeout_ms;
+    int64_t t0 = mono_ms();
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += budget / 1000;
+    dl.tv_nsec += (long)(budget % 1000) * 1000000L;
+    if (dl.tv_nsec >= 1000000000L) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000L;
+    }
+    if (pthread_mutex_timedlock(&c->mu, &dl) != 0)
+        return kz_err_set(err, KZ_EIO, "ledger busy: other writes held the ledger for %d ms", budget);
+    int64_t left = budget - (mono_ms() - t0);
+    sqlite3_busy_timeout(c->db, left > 1 ? (int)left : 1);
+    return KZ_OK;
+}
+
 kz_status kz_sq_write(struct kz_sq *s, int durable, kz_sq_fn fn, void *ud, struct kz_err *err)
 {
     struct kz_sq_conn *c = &s->w;
-    pthread_mutex_lock(&c->mu);
-    kz_status rc = KZ_OK;
+    kz_status rc = lock_writer(s, c, err);
+    if (rc)
+        return rc;
     int want = durable ? 2 : 1;
     if (c->sync != want) {
         rc = run_static(c, durable ? SQL_SYNC_FULL : SQL_SYNC_NORMAL, "setting synchronous", err);

@@ -11,6 +11,10 @@
 #include "core/alloc.h"
 #include "ledger/writer.h"
 
+/* How long a request may wait for the ledger in all (a worker thread, the
+ * write connection, the database lock) before it gets 503. */
+#define LEDGER_BUSY_MS 5000
+
 struct kz_tenancy {
     uv_loop_t *loop;
     struct kz_http_server *http;
@@ -37,7 +41,8 @@ kz_status kz_tenancy_open(const char *db, uv_loop_t *loop, struct kz_http_server
     }
     t->loop = loop;
     t->http = http;
-    kz_status rc = kz_ledger_open(db, NULL, &t->ledger, err);
+    struct kz_ledger_opts lo = {.busy_timeout_ms = LEDGER_BUSY_MS};
+    kz_status rc = kz_ledger_open(db, &lo, &t->ledger, err);
     if (!rc)
         rc = kz_ledger_writer_start(t->ledger, NULL, &t->writer, err);
     if (rc) {
@@ -149,14 +154,25 @@ struct admit_job {
     kz_status rc;
     enum kz_ledger_deny deny;
     struct kz_err err;
+    int replay;                   /* the request id is already recorded: `prior` */
+    struct kz_ledger_usage prior;
 };
 
 static void reserve_work(uv_work_t *w)
 {
     struct admit_job *j = w->data;
     struct kz_meter *m = j->m;
+    if (wall_ms() - m->admitted_ms >= LEDGER_BUSY_MS) { /* queued behind stuck ones */
+        j->rc = kz_err_set(&j->err, KZ_EIO, "ledger busy: no worker free for %d ms", LEDGER_BUSY_MS);
+        return;
+    }
     j->rc = kz_ledger_reserve(m->t->ledger, m->key_id, m->tenant_id, m->max_cost, m->request_id, &m->reservation,
                               &j->deny, &j->err);
+    /* a retry of a request the ledger holds: answered from its record */
+    struct kz_err e2 = {{0}};
+    if (j->rc == KZ_EINVAL &&
+        kz_ledger_usage_get(m->t->ledger, m->tenant_id, m->request_id, &j->prior, &e2) == KZ_OK)
+        j->replay = 1;
 }
 
 static void rl_undo(struct kz_meter *m)
@@ -185,9 +201,15 @@ static void reserve_done(uv_work_t *w, int status)
                                                                                 ? "this tenant's "
                                                                                 : "",
                         j->err.msg);
-        else if (j->rc == KZ_EINVAL && strstr(j->err.msg, "request"))
+        else if (j->replay)
             kz_api_fail(&e, 409, "invalid_request_error", "duplicate_request", NULL,
-                        "a request with this Idempotency-Key was already made");
+                        "a request with this Idempotency-Key was already answered (status %d, %lld input and %lld "
+                        "output tokens, cost %lld micro-USD); it is not run or billed again",
+                        j->prior.status, (long long)j->prior.input_tokens, (long long)j->prior.output_tokens,
+                        (long long)j->prior.cost);
+        else if (j->rc == KZ_EINVAL && strstr(j->err.msg, "request id"))
+            kz_api_fail(&e, 409, "invalid_request_error", "duplicate_request", NULL,
+                        "a request with this Idempotency-Key is still running");
         else if (j->rc == KZ_ENOTFOUND)
             kz_api_fail(&e, 401, "invalid_request_error", "invalid_api_key", NULL, "%s", j->err.msg);
         else
