@@ -249,11 +249,7 @@ void kz_admin_handle(struct kz_gateway *gw, const struct kz_principal *p, struct
     const char *route = "/admin";
     if (no_ledger(gw, res, route, t0))
         return;
-    if (!p->open && !p->key.admin) {
-        reply(gw, res, route, t0, 403, "permission_error", "admin_required", "this route needs an admin API key",
-              NULL);
-        return;
-    }
+    (void)p; /* admin or open: the route table's rule, checked before this is called */
     struct kz_slice m = kz_http_req_method(req), path = kz_http_req_path(req);
     int get = kz_slice_eq(m, "GET"), post = kz_slice_eq(m, "POST"), del = kz_slice_eq(m, "DELETE");
     struct job *j = new_job(route, t0);

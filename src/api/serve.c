@@ -18,6 +18,7 @@
 
 #include "api/gateway.h"
 #include "api/openai.h"
+#include "api/routes.h"
 #include "core/alloc.h"
 #include "router/local.h"
 #include "router/remote.h"
@@ -95,11 +96,17 @@ static void handler(void *user, struct kz_http_req *req, struct kz_http_res *res
     struct kz_principal pr;
     memset(&pr, 0, sizeof pr);
     pr.open = 1;
-    int guarded = (p.len >= 3 && memcmp(p.p, "/v1", 3) == 0) || (p.len >= 6 && memcmp(p.p, "/admin", 6) == 0);
-    if (guarded) {
+    enum kz_route_auth need = kz_route_auth_of(p);
+    if (need != KZ_AUTH_PUBLIC) {
         struct kz_api_error e;
         if (kz_tenancy_auth(s->gw.tenancy, req, &pr, &e)) {
             send_error(s, res, routes[8], t0, &e);
+            return;
+        }
+        if (need == KZ_AUTH_ADMIN && !pr.open && !pr.key.admin) {
+            kz_api_fail(&e, 403, "permission_error", "admin_required", NULL, "this route needs an admin API key");
+            send_error(s, res, routes[8], t0, &e);
+            kz_principal_free(&pr);
             return;
         }
     }
@@ -172,12 +179,7 @@ static void route_request(struct server *s, const struct kz_principal *pr, struc
     route = gen_route ? gen_route : is_models ? routes[2] : is_model ? routes[3] : routes[7];
     if ((gen_route && !post) || (!gen_route && !get))
         goto method;
-    if (is_providers) {
-        if (!pr->open && !pr->key.admin) {
-            kz_api_fail(&e, 403, "permission_error", "admin_required", NULL, "/v1/providers needs an admin API key");
-            send_error(s, res, route, t0, &e);
-            return;
-        }
+    if (is_providers) { /* admin only: the route table's rule, checked in handler() */
         send_json(s, res, route, t0, 200, kz_router_providers_json(s->gw.gen->router, uv_now(s->gw.loop)));
         return;
     }

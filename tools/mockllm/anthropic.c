@@ -83,7 +83,7 @@ static struct kz_mock_script *answer(const struct kz_mock_ctx *c, json_t *req)
               0);
     add_event(s, "ping", json_pack("{s:s}", "type", "ping"), 0);
     for (int i = 0; i < n; i++) {
-        char tok[16];
+        char tok[80];
         kz_mock_token(i, tok, sizeof tok);
         add_event(s, "content_block_delta",
                   json_pack("{s:s, s:i, s:{s:s, s:s}}", "type", "content_block_delta", "index", 0, "delta", "type",

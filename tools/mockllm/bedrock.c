@@ -68,7 +68,7 @@ static struct kz_mock_script *answer(const struct kz_mock_ctx *c, json_t *req, i
         return NULL;
     add_frame(s, "messageStart", json_pack("{s:s}", "role", "assistant"), 0);
     for (int i = 0; i < n; i++) {
-        char tok[16];
+        char tok[80];
         kz_mock_token(i, tok, sizeof tok);
         add_frame(s, "contentBlockDelta", json_pack("{s:i, s:{s:s}}", "contentBlockIndex", 0, "delta", "text", tok),
                   1);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT
  * The deterministic content every dialect shares, so that a test can predict
- * an answer exactly: token i is the text "tok<i> ", and a prompt of B content
+ * an answer exactly: token i is the text "tok<i> " (another word with
+ * --word), and a prompt of B content
  * bytes counts as B / 4 + 1 prompt tokens (a rough rule of thumb for English
  * text, and never zero).
  */
@@ -11,18 +12,20 @@
 #include "core/alloc.h"
 #include "mock.h"
 
+const char *kz_mock_word = "tok";
+
 size_t kz_mock_token(int i, char *buf, size_t size)
 {
-    int n = snprintf(buf, size, "tok%d ", i);
+    int n = snprintf(buf, size, "%s%d ", kz_mock_word, i);
     return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
 }
 
 char *kz_mock_tokens_text(int n, size_t *len)
 {
-    char *t = kz_malloc((size_t)(n > 0 ? n : 0) * 16 + 1);
+    char *t = kz_malloc((size_t)(n > 0 ? n : 0) * 80 + 1);
     size_t k = 0;
     for (int i = 0; t && i < n; i++)
-        k += kz_mock_token(i, t + k, 16);
+        k += kz_mock_token(i, t + k, 80);
     if (t)
         t[k] = '\0';
     *len = k;

@@ -19,6 +19,7 @@ static const char usage[] =
     "  --mode MODE     initial mode (GET /_mock/modes lists them) [ok]\n"
     "  --tokens N      tokens in a full answer [8]\n"
     "  --cadence-ms MS delay before each token in mode slow [50]\n"
+    "  --word W        token i reads \"W<i> \" [tok]\n"
     "  --after K       hang_mid/close_mid: tokens; reset_after: bytes [1]\n"
     "  --retry-after S status:CODE answers carry Retry-After: S [none]\n"
     "Control API: POST /_mock/mode, GET /_mock/modes, GET /_mock/stats, POST /_mock/reset.\n";
@@ -70,6 +71,8 @@ int main(int argc, char **argv)
             st.tokens = (int)n;
         else if (strcmp(a, "--cadence-ms") == 0 && (n = parse_num(v, 600000)) >= 0)
             st.cadence_ms = (unsigned)n;
+        else if (strcmp(a, "--word") == 0 && strlen(v) > 0 && strlen(v) < 64 && !strpbrk(v, "\"\\ "))
+            kz_mock_word = v;
         else if (strcmp(a, "--after") == 0 && (n = parse_num(v, 1L << 30)) >= 0)
             st.after = (unsigned long)n;
         else if (strcmp(a, "--retry-after") == 0 && (n = parse_num(v, 86400)) >= 0)

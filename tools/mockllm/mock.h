@@ -166,6 +166,7 @@ struct kz_mock_ctx {
 
 /* "tok<i> " into buf; returns its length. */
 size_t kz_mock_token(int i, char *buf, size_t size);
+extern const char *kz_mock_word; /* "tok", or --word */
 /* "tok0 tok1 ... tok<n-1> " as a new string (kz_free), its length in *len; NULL on OOM. */
 char *kz_mock_tokens_text(int n, size_t *len);
 /* The same as a new JSON string (NULL on OOM). */

@@ -133,7 +133,7 @@ struct kz_mock_script *kz_mock_openai_text(const struct kz_mock_ctx *c, const ch
         if (chat)
             add_event(s, kz_api_chat_chunk(id, KZ_MOCK_CREATED, model, "assistant", "", 0, NULL, un), 0);
         for (int k = 0; k < n; k++) {
-            char tok[16];
+            char tok[80];
             size_t tl = kz_mock_token(k, tok, sizeof tok);
             for (size_t i = 0; i < n_choices; i++)
                 add_event(s, text_chunk(chat, id, model, i, tok, tl, NULL, un), 1);
