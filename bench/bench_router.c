@@ -34,7 +34,7 @@ struct opts {
     double rates[MAX_RATES];
     int n_rates;
     double duration_s, warmup_s, p99_bound_ms;
-    int max_requests, conns, reps, timeout_ms, mock_port, peer_pid, peer_port;
+    int max_requests, conns, reps, timeout_ms, mock_port, peer_pid, peer_port, ledger;
     const char *kyozon_bin, *mockllm_bin, *peer_url, *peer_name;
     char peer_prefix[256];   /* the path of its base URL */
     char peer_headers[2048]; /* "Name: value\r\n" lines */
@@ -87,7 +87,9 @@ static void usage(FILE *f)
                "  --peer URL           also measure this gateway: base URL, http://127.0.0.1:PORT/... only\n"
                "  --peer-name NAME     its name in the tables (default peer)\n"
                "  --peer-header 'H: V' a header for every peer request (repeatable)\n"
-               "  --peer-pid PID       the peer's process, for its CPU column\n");
+               "  --peer-pid PID       the peer's process, for its CPU column\n"
+               "  --ledger             instead of a peer: a second kyozon with a ledger (--db) and an API key,\n"
+               "                       to measure what authentication, budgets and the usage ledger add\n");
 }
 
 /* "1000,2000,5000" into o->rates. */
@@ -159,6 +161,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"--peer-name", .s = &o->peer_name},
     };
     for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--ledger")) { /* the one flag without a value */
+            o->ledger = 1;
+            continue;
+        }
         const char *a = argv[i], *v = i + 1 < argc ? argv[++i] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
@@ -186,24 +192,27 @@ static int parse_args(int argc, char **argv, struct opts *o)
         if (bad)
             return fprintf(stderr, "bench_router: bad value for %s: '%s'\n", a, v), -1;
     }
+    if (o->ledger && o->peer_url)
+        return fprintf(stderr, "bench_router: --ledger and --peer take the same slot; give one\n"), -1;
     return 0;
 }
 
 /* The request a target gets, built once (a short answer: max_tokens 4);
+ * bearer: its API key (every target gets one, so requests weigh the same);
  * hdrs: extra header lines. */
-static int build_request(struct target *t, const char *prefix, const char *hdrs)
+static int build_request(struct target *t, const char *prefix, const char *bearer, const char *hdrs)
 {
     static const char body[] = "{\"model\":\"bench\",\"messages\":[{\"role\":\"user\",\"content\":\"Say ok.\"}],"
                                "\"max_tokens\":4}";
     int bl = (int)sizeof body - 1;
-    size_t cap = strlen(prefix) + strlen(hdrs) + (size_t)bl + 256;
+    size_t cap = strlen(prefix) + strlen(bearer) + strlen(hdrs) + (size_t)bl + 256;
     if (!(t->request = kz_malloc(cap)))
         return -1;
     t->request_len = (size_t)snprintf(t->request, cap,
                                       "POST %s/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
-                                      "Content-Type: application/json\r\nAuthorization: Bearer sk-bench\r\n"
+                                      "Content-Type: application/json\r\nAuthorization: Bearer %s\r\n"
                                       "%sContent-Length: %d\r\n\r\n%s",
-                                      prefix, t->port, hdrs, bl, body);
+                                      prefix, t->port, bearer, hdrs, bl, body);
     return 0;
 }
 
@@ -419,31 +428,51 @@ static int run_load(const struct opts *o, const struct target *t, pid_t mock, do
 
 // ---------------------------------------------------------------- the servers
 
-/* kyozon with one openai provider (the upstream) and one model, "bench". */
-static int start_kyozon(const struct opts *o, int upstream_port, struct tnet_proc *p)
+/* kyozon with one openai provider (the upstream) and one model, "bench";
+ * with a ledger when db is not NULL. */
+static int start_kyozon(const struct opts *o, int upstream_port, const char *db, struct tnet_proc *p)
 {
     char cfg[64], log[64];
     snprintf(cfg, sizeof cfg, "/tmp/bench_router.%d.yaml", (int)getpid());
-    snprintf(log, sizeof log, "/tmp/bench_router.%d.kyozon.log", (int)getpid());
+    snprintf(log, sizeof log, "/tmp/bench_router.%d.kyozon%s.log", (int)getpid(), db ? "-ledger" : "");
     FILE *f = fopen(cfg, "w");
     if (!f)
         return -1;
     fprintf(f,
             "server: {host: 127.0.0.1, port: 0}\n"
-            "providers:\n  - {name: mock, type: openai, base_url: \"http://127.0.0.1:%d/v1\", privacy: private}\n"
+            "providers:\n  - {name: mock, type: openai, base_url: \"http://127.0.0.1:%d/v1\", privacy: private,\n"
+            "     price: {input_per_mtok: 0.15, output_per_mtok: 0.6}}\n"
             "models:\n  - name: bench\n    deployments:\n      - {provider: mock, model: bench}\n",
             upstream_port);
     if (fclose(f) != 0)
         return -1;
-    const char *argv[] = {o->kyozon_bin, "serve", "--config", cfg, NULL};
+    const char *argv[] = {o->kyozon_bin, "serve", "--config", cfg, db ? "--db" : NULL, db, NULL};
     int rc = tnet_spawn(p, argv, NULL, log, 10000);
     unlink(cfg);
     return rc;
 }
 
+/* A fresh ledger at db with one tenant and one key (into key). */
+static int make_ledger(const struct opts *o, const char *db, char *key, size_t size)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "rm -f '%s' '%s-wal' '%s-shm' && '%s' tenants create bench --db '%s' >/dev/null", db, db,
+             db, o->kyozon_bin, db);
+    if (system(cmd) != 0)
+        return -1;
+    snprintf(cmd, sizeof cmd, "'%s' keys create --tenant bench --db '%s'", o->kyozon_bin, db);
+    FILE *p = popen(cmd, "r");
+    int ok = p && fgets(key, (int)size, p) != NULL;
+    if (p)
+        ok &= pclose(p) == 0;
+    key[strcspn(key, "\n")] = '\0';
+    return ok && strncmp(key, "kz-", 3) == 0 ? 0 : -1;
+}
+
 /* Starts mockllm and kyozon and builds each target's request. The number
  * of targets, or -1. */
-static int setup_targets(const struct opts *o, struct tnet_proc *mock, struct tnet_proc *kz, struct target *t)
+static int setup_targets(const struct opts *o, struct tnet_proc *mock, struct tnet_proc *kz, struct tnet_proc *kz2,
+                         struct target *t)
 {
     char mport[16], log[64];
     snprintf(mport, sizeof mport, "%d", o->mock_port);
@@ -451,16 +480,26 @@ static int setup_targets(const struct opts *o, struct tnet_proc *mock, struct tn
     const char *argv[] = {o->mockllm_bin, "--host", "127.0.0.1", "--port", mport, NULL};
     if (tnet_spawn(mock, argv, NULL, log, 10000) != 0)
         return fprintf(stderr, "bench_router: %s did not start\n", o->mockllm_bin), -1;
-    if (start_kyozon(o, mock->port, kz) != 0)
+    if (start_kyozon(o, mock->port, NULL, kz) != 0)
         return fprintf(stderr, "bench_router: %s did not start\n", o->kyozon_bin), -1;
     t[T_DIRECT] = (struct target){.name = "direct", .port = mock->port, .pid = mock->pid};
     t[T_KYOZON] = (struct target){.name = "kyozon", .port = kz->port, .pid = kz->pid};
-    if (build_request(&t[T_DIRECT], "/v1", "") || build_request(&t[T_KYOZON], "/v1", ""))
+    /* a dummy key of a real key's length where none is checked */
+    static const char dummy[] = "kz-bench0000000000000000000000000000000000000000";
+    if (build_request(&t[T_DIRECT], "/v1", dummy, "") || build_request(&t[T_KYOZON], "/v1", dummy, ""))
         return -1;
+    if (o->ledger) {
+        static char db[64], key[128];
+        snprintf(db, sizeof db, "/tmp/bench_router.%d.db", (int)getpid());
+        if (make_ledger(o, db, key, sizeof key) != 0 || start_kyozon(o, mock->port, db, kz2) != 0)
+            return fprintf(stderr, "bench_router: kyozon with a ledger at %s did not start\n", db), -1;
+        t[T_PEER] = (struct target){.name = "kz+ledger", .port = kz2->port, .pid = kz2->pid};
+        return build_request(&t[T_PEER], "/v1", key, "") ? -1 : 3;
+    }
     if (!o->peer_url)
         return 2;
     t[T_PEER] = (struct target){.name = o->peer_name, .port = o->peer_port, .pid = o->peer_pid};
-    return build_request(&t[T_PEER], o->peer_prefix, o->peer_headers) ? -1 : 3;
+    return build_request(&t[T_PEER], o->peer_prefix, "sk-bench", o->peer_headers) ? -1 : 3;
 }
 
 // ---------------------------------------------------------------- tables
@@ -533,6 +572,29 @@ static void print_tables(sweep_t *res, const struct opts *o, const struct target
     }
 }
 
+/* --ledger: what the ledger and authentication add on top of the router,
+ * per repetition (kz+ledger minus kyozon, run side by side), then the median. */
+static void print_ledger_table(sweep_t *res, const struct opts *o)
+{
+    printf("\n| req/s | ledger + auth add p50 ms | p99 ms | kz+ledger CPU | kyozon CPU |\n|---|---|---|---|---|\n");
+    for (int ri = 0; ri < o->n_rates; ri++) {
+        double d50[MAX_REPS], d99[MAX_REPS];
+        for (int k = 0; k < o->reps; k++) {
+            const struct result *a = &res[k][ri][T_PEER], *b = &res[k][ri][T_KYOZON];
+            int both = a->ran && b->ran;
+            d50[k] = both ? a->p50 - b->p50 : NONE;
+            d99[k] = both ? a->p99 - b->p99 : NONE;
+        }
+        double m50 = median(d50, o->reps);
+        if (isnan(m50))
+            continue;
+        printf("| %.0f | %.3f | %.3f |", o->rates[ri], m50, median(d99, o->reps));
+        print_cpu(MED(ri, T_PEER, cpu_pct, 0));
+        print_cpu(MED(ri, T_KYOZON, cpu_pct, 0));
+        printf("\n");
+    }
+}
+
 // ---------------------------------------------------------------- main
 
 /* Repetitions × rates × targets, targets taking turns at each rate. */
@@ -576,10 +638,10 @@ int main(int argc, char **argv)
         return 2;
     signal(SIGPIPE, SIG_IGN);
     prctl(PR_SET_TIMERSLACK, 1UL); /* wake at the due time, not up to 50 us after it */
-    static struct tnet_proc mock, kz;
+    static struct tnet_proc mock, kz, kz2;
     static struct target t[N_TARGETS];
     static sweep_t res[MAX_REPS];
-    int nt = setup_targets(&o, &mock, &kz, t), rc = nt < 0;
+    int nt = setup_targets(&o, &mock, &kz, &kz2, t), rc = nt < 0;
     if (!rc) {
         printf("bench_router: %ld CPUs online, %d connections, %g s per run, %d reps\n",
                sysconf(_SC_NPROCESSORS_ONLN), o.conns, o.duration_s, o.reps);
@@ -587,8 +649,12 @@ int main(int argc, char **argv)
     }
     if (!rc)
         print_tables(res, &o, t, nt);
+    if (!rc && o.ledger)
+        print_ledger_table(res, &o);
     if (kz.pid > 0)
         tnet_stop(&kz, SIGTERM, 5000);
+    if (kz2.pid > 0)
+        tnet_stop(&kz2, SIGTERM, 5000);
     if (mock.pid > 0)
         tnet_stop(&mock, SIGTERM, 5000);
     for (int ti = 0; ti < N_TARGETS; ti++)

@@ -223,6 +223,8 @@ static void ft11(void)
         kz_ledger_close(l);
     }
     int st = tnet_stop(&srv, SIGTERM, 10000);
+    fprintf(stderr, "FT-11: %d kills, %d streams acknowledged and all recorded: %d missing, worst restart %.0f ms\n",
+            FT11_ITER, acked_total, missing, worst_restart);
     T_OK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "clean stop");
     T_OK(acked_total > FT11_ITER, "%d streams acknowledged over %d kills", acked_total, FT11_ITER);
     T_EQ_INT(missing, 0);
@@ -319,6 +321,7 @@ static void ft10(void)
             other += !b.acked[i] && b.status[i] != 503;
             worst = b.ms[i] > worst ? b.ms[i] : worst;
         }
+        fprintf(stderr, "FT-10: %d s lock: %d answered, %d got 503, slowest %.0f ms\n", hold / 1000, ok, s503, worst);
         if (phase == 0) {
             T_OK(ok == 8, "2 s lock: every request answered (%d), the slowest in %.0f ms", ok, worst);
             T_OK(worst <= 2500 + 500, "settlement waited about the lock's 2 s (%.0f ms)", worst);
@@ -402,6 +405,7 @@ static void ft9(void)
         }
         tnet_resp_free(&r);
     }
+    fprintf(stderr, "FT-9: disk full: %d refused with 503, %d answered, %d other\n", refused, acked, other);
     T_OK(refused > 0 && other == 0 && with_retry == refused, "disk full: %d refused with 503 + Retry-After, %d "
                                                               "answered, %d other",
          refused, acked, other);
@@ -414,6 +418,7 @@ static void ft9(void)
         if (!back)
             usleep(100000);
     }
+    fprintf(stderr, "FT-9: served again %.0f ms after space was freed\n", tnet_now_ms() - t0);
     T_OK(back, "served again without a restart within 5 s (%.0f ms)", tnet_now_ms() - t0);
     struct kz_ledger *l;
     struct kz_err err = {{0}};

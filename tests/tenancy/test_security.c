@@ -408,6 +408,8 @@ static void sc5_sc6(struct kz_ledger *l)
         over += s.over;
         samples += s.samples;
     }
+    fprintf(stderr, "SC-5: 50 rounds, at most %d admitted, %d samples, %d over the budget\n", worst_admitted, samples,
+            over);
     T_OK(worst_admitted <= 10 && worst_admitted > 0, "SC-5: at most 10 admitted per round (worst %d)",
          worst_admitted);
     T_OK(over == 0 && samples > 50, "SC-5: spent + reserved within the budget at all %d samples, and after",
