@@ -6,7 +6,7 @@
  *
  * Routes (JSON bodies; amounts in dollars, as numbers or decimal strings):
  *   GET  /admin/tenants
- *   POST /admin/tenants                {"name", "budget_usd"?, "period"?, "prepaid"?}
+ *   POST /admin/tenants                {"name", "budget_usd"?, "period"?, "prepaid"?, "rpm"?, "tpm"?}
  *   POST /admin/tenants/NAME/credit    {"amount_usd"}
  *   GET  /admin/keys[?tenant=NAME]
  *   POST /admin/keys                   {"tenant", "budget_usd"?, "period"?, "rpm"?, "tpm"?,
@@ -109,8 +109,11 @@ static void work(uv_work_t *w)
         break;
     case OP_TENANT_NEW: {
         json_t *pp = json_object_get(j->body, "prepaid");
+        json_t *rpm = json_object_get(j->body, "rpm"), *tpm = json_object_get(j->body, "tpm");
         j->out = kz_mg_tenant_create(l, str(j->body, "name"), amount(j->body, "budget_usd", b1, sizeof b1),
-                                     str(j->body, "period"), json_is_true(pp), &j->e);
+                                     str(j->body, "period"), json_is_true(pp),
+                                     json_is_integer(rpm) ? json_integer_value(rpm) : 0,
+                                     json_is_integer(tpm) ? json_integer_value(tpm) : 0, &j->e);
         j->status = 201;
         break;
     }

@@ -37,12 +37,14 @@ static const char keys_help[] =
 
 static const char tenants_help[] =
     "Usage: kyozon tenants create NAME [--budget USD] [--period day|month|total] [--prepaid]\n"
+    "                                  [--rpm N] [--tpm N]\n"
     "       kyozon tenants list [--json]\n"
     "       kyozon tenants credit NAME USD\n"
     "\n"
     "Tenants own keys and pay for their usage. A --prepaid tenant can only spend its\n"
     "credit ('credit' adds to it; a negative amount corrects it); a --budget caps what\n"
-    "it spends per period whatever its credit.\n"
+    "it spends per period whatever its credit. --rpm and --tpm limit requests and\n"
+    "tokens per minute over all of the tenant's keys together.\n"
     "\n"
     "Options:\n"
     "      --db PATH          the ledger file (or --config FILE with a 'ledger:' key)\n"
@@ -308,7 +310,8 @@ int kz_cmd_tenants(int argc, char **argv)
     struct kz_mg_error e = {0, ""};
     int rc;
     if (create)
-        rc = finish(&o, kz_mg_tenant_create(l, o.pos[1], o.budget, o.period, o.prepaid, &e), &e, print_one_tenant);
+        rc = finish(&o, kz_mg_tenant_create(l, o.pos[1], o.budget, o.period, o.prepaid, o.rpm, o.tpm, &e), &e,
+                    print_one_tenant);
     else if (list)
         rc = finish(&o, kz_mg_tenant_list(l, &e), &e, print_tenants);
     else

@@ -117,6 +117,7 @@ struct kz_ledger_tenant_spec {
     int has_budget;             /* 1: spend in the period is capped at budget */
     int64_t budget;             /* micro-dollars, 0..KZ_LEDGER_MONEY_MAX */
     enum kz_ledger_period period;
+    int64_t rpm, tpm;           /* requests and tokens per minute over all its keys; 0: no limit */
 };
 
 struct kz_ledger_tenant {
@@ -130,6 +131,7 @@ struct kz_ledger_tenant {
     enum kz_ledger_period period;
     int64_t spent;              /* settled costs in the current period */
     int64_t created_ms;
+    int64_t rpm, tpm;           /* 0: no limit */
 };
 
 /* KZ_EINVAL when the name is taken or malformed. */

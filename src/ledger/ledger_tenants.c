@@ -38,6 +38,8 @@ kz_status kz_ledger_tenant_create(struct kz_ledger *l, const struct kz_ledger_te
         return rc;
     if ((unsigned)spec->period > KZ_PERIOD_MONTH)
         return kz_err_set(err, KZ_EINVAL, "tenant budget period: unknown value %d", (int)spec->period);
+    if (spec->rpm < 0 || spec->tpm < 0)
+        return kz_err_set(err, KZ_EINVAL, "tenant rpm and tpm must be 0 (no limit) or more");
     return l->ops->tenant_create(l, spec, kz_ledger_now(l), id ? id : &scratch, err);
 }
 

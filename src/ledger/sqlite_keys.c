@@ -11,7 +11,8 @@
 
 #define KEY_COLS                                                                                            \
     "id, tenant_id, prefix, models, privacy, admin, budget, period, rpm, tpm, reserved, created_ms, expires_ms," \
-    " revoked_ms"
+    " revoked_ms, (SELECT t.rpm FROM tenants t WHERE t.id = tenant_id)," \
+    " (SELECT t.tpm FROM tenants t WHERE t.id = tenant_id)"
 
 static char *models_json(const struct kz_keys_spec *s)
 {
@@ -146,6 +147,8 @@ static kz_status read_key(struct kz_sq_conn *c, sqlite3_stmt *st, int64_t now, s
     k->created_ms = sqlite3_column_int64(st, 11);
     k->expires_ms = sqlite3_column_int64(st, 12);
     k->revoked_ms = sqlite3_column_int64(st, 13);
+    k->tenant_rpm = sqlite3_column_int64(st, 14);
+    k->tenant_tpm = sqlite3_column_int64(st, 15);
     kz_status rc = parse_models((const char *)sqlite3_column_text(st, 3), k, err);
     if (!rc)
         rc = kz_sq_spent(c, 1, k->id, k->period, now, &k->spent, err);

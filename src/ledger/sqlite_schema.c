@@ -93,6 +93,9 @@ static const char *const MIGRATIONS[] = {
     ") STRICT;"
     "CREATE INDEX usage_tenant_finished ON usage(tenant_id, finished_ms);"
     "CREATE INDEX usage_key ON usage(key_id);",
+    /* 2: requests and tokens per minute for a whole tenant. */
+    "ALTER TABLE tenants ADD COLUMN rpm INTEGER NOT NULL DEFAULT 0 CHECK (rpm >= 0);"
+    "ALTER TABLE tenants ADD COLUMN tpm INTEGER NOT NULL DEFAULT 0 CHECK (tpm >= 0);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))

@@ -7,7 +7,7 @@
 #include "core/alloc.h"
 #include "ledger/sqlite_int.h"
 
-#define TENANT_COLS "id, name, prepaid, balance, reserved, budget, period, created_ms"
+#define TENANT_COLS "id, name, prepaid, balance, reserved, budget, period, created_ms, rpm, tpm"
 
 kz_status kz_sq_spent(struct kz_sq_conn *c, int is_key, int64_t owner, enum kz_ledger_period p, int64_t now,
                       int64_t *spent, struct kz_err *err)
@@ -48,8 +48,8 @@ static kz_status create_in(struct kz_sq_conn *c, void *ud, struct kz_err *err)
     if (row)
         return kz_err_set(err, KZ_EINVAL, "tenant '%s' already exists", x->s->name);
     if ((rc = kz_sq_prep(c,
-                         "INSERT INTO tenants(name, prepaid, budget, period, created_ms)"
-                         " VALUES (?1, ?2, ?3, ?4, ?5)",
+                         "INSERT INTO tenants(name, prepaid, budget, period, created_ms, rpm, tpm)"
+                         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                          &st, err)))
         return rc;
     sqlite3_bind_text(st, 1, x->s->name, -1, SQLITE_STATIC);
@@ -58,6 +58,8 @@ static kz_status create_in(struct kz_sq_conn *c, void *ud, struct kz_err *err)
         sqlite3_bind_int64(st, 3, x->s->budget);
     sqlite3_bind_int(st, 4, (int)x->s->period);
     sqlite3_bind_int64(st, 5, x->now);
+    sqlite3_bind_int64(st, 6, x->s->rpm);
+    sqlite3_bind_int64(st, 7, x->s->tpm);
     if ((rc = kz_sq_done(c, st, "creating a tenant", err)))
         return rc;
     x->id = sqlite3_last_insert_rowid(c->db);
@@ -88,6 +90,8 @@ static kz_status read_tenant(struct kz_sq_conn *c, sqlite3_stmt *st, int64_t now
     t->budget = sqlite3_column_int64(st, 5);
     t->period = (enum kz_ledger_period)sqlite3_column_int(st, 6);
     t->created_ms = sqlite3_column_int64(st, 7);
+    t->rpm = sqlite3_column_int64(st, 8);
+    t->tpm = sqlite3_column_int64(st, 9);
     return kz_sq_spent(c, 0, t->id, t->period, now, &t->spent, err);
 }
 

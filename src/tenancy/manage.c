@@ -73,7 +73,8 @@ static int put_money(json_t *o, const char *name, int64_t micro)
 
 static json_t *tenant_json(const struct kz_ledger_tenant *t)
 {
-    json_t *o = json_pack("{s:I, s:s, s:b}", "id", (json_int_t)t->id, "name", t->name, "prepaid", t->prepaid);
+    json_t *o = json_pack("{s:I, s:s, s:b, s:I, s:I}", "id", (json_int_t)t->id, "name", t->name, "prepaid",
+                          t->prepaid, "rpm", (json_int_t)t->rpm, "tpm", (json_int_t)t->tpm);
     if (!o)
         return NULL;
     put_money(o, "balance", t->balance);
@@ -131,9 +132,9 @@ static int find_tenant(struct kz_ledger *l, const char *name, struct kz_ledger_t
 }
 
 json_t *kz_mg_tenant_create(struct kz_ledger *l, const char *name, const char *budget_usd, const char *period,
-                            int prepaid, struct kz_mg_error *e)
+                            int prepaid, int64_t rpm, int64_t tpm, struct kz_mg_error *e)
 {
-    struct kz_ledger_tenant_spec s = {.name = name, .prepaid = prepaid};
+    struct kz_ledger_tenant_spec s = {.name = name, .prepaid = prepaid, .rpm = rpm, .tpm = tpm};
     struct kz_err err = {{0}};
     if (budget_usd) {
         s.has_budget = 1;

@@ -39,7 +39,7 @@ struct kz_mg_key_spec {
 };
 
 json_t *kz_mg_tenant_create(struct kz_ledger *l, const char *name, const char *budget_usd, const char *period,
-                            int prepaid, struct kz_mg_error *e);
+                            int prepaid, int64_t rpm, int64_t tpm, struct kz_mg_error *e);
 json_t *kz_mg_tenant_list(struct kz_ledger *l, struct kz_mg_error *e);
 json_t *kz_mg_tenant_credit(struct kz_ledger *l, const char *name, const char *usd, struct kz_mg_error *e);
 

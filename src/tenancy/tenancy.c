@@ -243,23 +243,25 @@ void kz_tenancy_admit(struct kz_tenancy *t, const struct kz_principal *p, const 
     m->max_cost = max_cost;
     m->est_tokens = est_tokens;
     m->started_ms = m->admitted_ms = wall_ms();
-    m->owners[0] = (struct kz_rl_owner){'k', k->id, k->rpm, k->tpm};
-    m->n_owners = 1;
-    if (k->rpm || k->tpm) {
+    /* the limited owners: the key and its tenant; headers show the first */
+    m->n_owners = 0;
+    if (k->rpm || k->tpm)
+        m->owners[m->n_owners++] = (struct kz_rl_owner){'k', k->id, k->rpm, k->tpm};
+    if (k->tenant_rpm || k->tenant_tpm)
+        m->owners[m->n_owners++] = (struct kz_rl_owner){'t', k->tenant_id, k->tenant_rpm, k->tenant_tpm};
+    if (m->n_owners) {
         int64_t retry = 0;
         m->have_rl = 1;
         if (!kz_rl_admit(t->rl, m->owners, m->n_owners, est_tokens, m->admitted_ms, &retry, &m->rl)) {
             m->n_owners = 0; /* nothing was counted */
-            int by_req = m->rl.limit_requests && m->rl.remaining_requests == 0;
-            kz_api_fail(&e, 429, by_req ? "requests" : "tokens", "rate_limit_exceeded", NULL,
-                        "rate limit reached for this API key: %lld %s per minute; retry in %.1f s",
-                        (long long)(by_req ? k->rpm : k->tpm), by_req ? "requests" : "tokens",
+            kz_api_fail(&e, 429, "requests", "rate_limit_exceeded", NULL,
+                        "rate limit reached (this API key: %lld requests and %lld tokens per minute, its tenant: "
+                        "%lld and %lld; 0 is none); retry in %.1f s",
+                        (long long)k->rpm, (long long)k->tpm, (long long)k->tenant_rpm, (long long)k->tenant_tpm,
                         (double)retry / 1000.0);
             fn(ud, 0, &e, retry > 0 ? retry : 1);
             return;
         }
-    } else {
-        m->n_owners = 0;
     }
     struct admit_job *j = kz_calloc(1, sizeof *j);
     if (!j) {

@@ -115,15 +115,15 @@ static void tenants(void)
     int64_t b = tl_tenant(l, "beta.co", 0, -1, KZ_PERIOD_TOTAL);
     T_OK(a > 0 && b > a, "ids %lld %lld", (long long)a, (long long)b);
 
-    struct kz_ledger_tenant_spec dup = {"acme", 0, 0, 0, KZ_PERIOD_TOTAL};
+    struct kz_ledger_tenant_spec dup = {.name = "acme", .period = KZ_PERIOD_TOTAL};
     int64_t id = 0;
     T_EQ_INT(kz_ledger_tenant_create(l, &dup, &id, &err), KZ_EINVAL);
     T_OK(strstr(err.msg, "already exists") != NULL, "%s", err.msg);
-    struct kz_ledger_tenant_spec bad = {"no spaces", 0, 0, 0, KZ_PERIOD_TOTAL};
+    struct kz_ledger_tenant_spec bad = {.name = "no spaces", .period = KZ_PERIOD_TOTAL};
     T_EQ_INT(kz_ledger_tenant_create(l, &bad, &id, &err), KZ_EINVAL);
     bad.name = "";
     T_EQ_INT(kz_ledger_tenant_create(l, &bad, &id, &err), KZ_EINVAL);
-    struct kz_ledger_tenant_spec neg = {"neg", 0, 1, -1, KZ_PERIOD_TOTAL};
+    struct kz_ledger_tenant_spec neg = {.name = "neg", .has_budget = 1, .budget = -1, .period = KZ_PERIOD_TOTAL};
     T_EQ_INT(kz_ledger_tenant_create(l, &neg, &id, &err), KZ_EINVAL);
 
     struct kz_ledger_tenant t;

@@ -66,7 +66,8 @@ static inline struct kz_ledger *tl_open(const char *path, const struct kz_ledger
 static inline int64_t tl_tenant(struct kz_ledger *l, const char *name, int prepaid, int64_t budget,
                                 enum kz_ledger_period period)
 {
-    struct kz_ledger_tenant_spec s = {name, prepaid, budget >= 0, budget >= 0 ? budget : 0, period};
+    struct kz_ledger_tenant_spec s = {
+        .name = name, .prepaid = prepaid, .has_budget = budget >= 0, .budget = budget >= 0 ? budget : 0, .period = period};
     struct kz_err err = {{0}};
     int64_t id = 0;
     kz_status rc = kz_ledger_tenant_create(l, &s, &id, &err);

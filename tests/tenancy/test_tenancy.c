@@ -371,6 +371,15 @@ static void rate_limits(void)
         tnet_resp_free(&r);
     }
     T_OK(per > 0 && ok == (50 + per - 1) / per, "TPM 50: %d answers of %ld tokens", ok, per);
+    /* a tenant's RPM binds all its keys together */
+    char t1[64], t2[64];
+    T_EQ_INT(cli(out, sizeof out, (const char *[]){"tenants", "create", "rt", "--rpm", "4", NULL}), 0);
+    make_key(t1, (const char *[]){"--tenant", "rt", NULL});
+    make_key(t2, (const char *[]){"--tenant", "rt", "--rpm", "100", NULL});
+    ok = 0;
+    for (int i = 0; i < 8; i++)
+        ok += status_of(i % 2 ? t2 : t1, "chat", NULL) == 200;
+    T_EQ_INT(ok, 4);
     stop_srv();
 }
 
