@@ -102,6 +102,9 @@ static void work(uv_work_t *w)
     struct job *j = w->data;
     struct kz_ledger *l = kz_tenancy_ledger(j->gw->tenancy);
     char b1[64];
+    /* read your writes: the records of answers already given are committed
+     * behind them; wait for those before reading or changing anything */
+    kz_tenancy_flush(j->gw->tenancy);
     j->status = 200;
     switch (j->op) {
     case OP_TENANTS:

@@ -752,12 +752,24 @@ void kz_call_handle(struct kz_gateway *gw, const struct kz_principal *p, struct 
     kz_http_res_on_abort(res, on_abort, c);
     char rid[KZ_LEDGER_ID_MAX];
     struct kz_slice ik;
-    if (kz_http_req_header(req, "idempotency-key", &ik) && ik.len > 0 && ik.len < sizeof rid)
+    int explicit_id = kz_http_req_header(req, "idempotency-key", &ik);
+    if (explicit_id) {
+        int ok = ik.len > 0 && ik.len < 200;
+        for (size_t i = 0; ok && i < ik.len; i++)
+            ok = ik.p[i] > 0x20 && ik.p[i] < 0x7f;
+        if (!ok) {
+            kz_api_fail(&e, 400, "invalid_request_error", "invalid_idempotency_key", NULL,
+                        "Idempotency-Key must be 1 to 199 printable ASCII characters without spaces");
+            fail_client(c, &e, -1);
+            maybe_free(c);
+            return;
+        }
         snprintf(rid, sizeof rid, "%.*s", (int)ik.len, ik.p);
-    else
+    } else {
         snprintf(rid, sizeof rid, "%s", c->id);
+    }
     int64_t est_tokens = 0;
     int64_t max_cost = max_cost_of(gen->cfg, cm, &c->r, len, &est_tokens);
     c->admitting = 1;
-    kz_tenancy_admit(gw->tenancy, p, c->r.model, max_cost, est_tokens, rid, &c->meter, on_admitted, c);
+    kz_tenancy_admit(gw->tenancy, p, c->r.model, max_cost, est_tokens, rid, explicit_id, &c->meter, on_admitted, c);
 }

@@ -65,6 +65,7 @@ struct kz_keys_info {
     int64_t expires_ms;           /* 0: never */
     int64_t revoked_ms;           /* 0: not revoked */
     int64_t tenant_rpm, tenant_tpm; /* the tenant's own limits (0: none), read with the key */
+    struct kz_ledger_tenant tenant; /* kz_keys_lookup only: the key's tenant in the same snapshot */
 };
 
 /* Creates a key; the secret (KZ_KEYS_SECRET_LEN characters and a NUL) goes

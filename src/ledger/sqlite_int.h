@@ -134,6 +134,9 @@ kz_status kz_sq_drop_reservation(struct kz_sq_conn *c, int64_t id, int *found, s
 void kz_sq_read_usage(sqlite3_stmt *st, struct kz_ledger_usage *u);
 
 /* Shared by tenants and keys: spend of an owner in the period holding `now`. */
+/* A tenant by id inside a transaction already open on c. */
+kz_status kz_sq_tenant_in(struct kz_sq_conn *c, int64_t id, int64_t now, struct kz_ledger_tenant *out,
+                          struct kz_err *err);
 kz_status kz_sq_spent(struct kz_sq_conn *c, int is_key, int64_t owner, enum kz_ledger_period p, int64_t now,
                       int64_t *spent, struct kz_err *err);
 

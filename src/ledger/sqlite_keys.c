@@ -182,7 +182,13 @@ static kz_status get_in(struct kz_sq_conn *c, void *ud, struct kz_err *err)
         return rc;
     if (!row)
         return kz_err_set(err, KZ_ENOTFOUND, "no such API key");
-    return read_key(c, st, x->now, x->out, err);
+    rc = read_key(c, st, x->now, x->out, err);
+    sqlite3_reset(st);
+    /* a lookup also reads the key's tenant, in the same snapshot: what the
+     * server's admission needs, in one read transaction */
+    if (!rc && x->hash && (rc = kz_sq_tenant_in(c, x->out->tenant_id, x->now, &x->out->tenant, err)))
+        kz_keys_info_free(x->out);
+    return rc;
 }
 
 kz_status kz_sq_key_get(struct kz_ledger *l, int64_t id, const uint8_t *hash, int64_t now,

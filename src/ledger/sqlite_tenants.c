@@ -126,6 +126,13 @@ static kz_status get_in(struct kz_sq_conn *c, void *ud, struct kz_err *err)
     return read_tenant(c, st, x->now, x->out, err);
 }
 
+kz_status kz_sq_tenant_in(struct kz_sq_conn *c, int64_t id, int64_t now, struct kz_ledger_tenant *out,
+                          struct kz_err *err)
+{
+    struct get_ctx x = {id, NULL, now, out};
+    return get_in(c, &x, err);
+}
+
 kz_status kz_sq_tenant_get(struct kz_ledger *l, int64_t id, const char *name, int64_t now,
                            struct kz_ledger_tenant *out, struct kz_err *err)
 {

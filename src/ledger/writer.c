@@ -6,6 +6,7 @@
  */
 #include <pthread.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/alloc.h"
 #include "ledger/ledger_int.h"
@@ -24,6 +25,7 @@ struct entry {
 struct kz_ledger_writer {
     struct kz_ledger *l;
     size_t capacity, max_batch;
+    int linger_ms;
     struct entry *ring;   /* capacity entries; `count` waiting from `head` */
     size_t head, count;
     struct entry *batch;  /* max_batch: the records being committed */
@@ -64,6 +66,17 @@ static void *run(void *arg)
             pthread_cond_wait(&w->wake, &w->mu);
         if (w->count == 0)
             break; /* stopping and drained */
+        if (w->linger_ms > 0 && w->count < w->max_batch && !w->stopping) {
+            /* let a batch gather: one commit (one fsync) for more records */
+            struct timespec dl;
+            clock_gettime(CLOCK_REALTIME, &dl);
+            dl.tv_nsec += (long)w->linger_ms * 1000000L;
+            dl.tv_sec += dl.tv_nsec / 1000000000L;
+            dl.tv_nsec %= 1000000000L;
+            while (w->count < w->max_batch && !w->stopping &&
+                   pthread_cond_timedwait(&w->wake, &w->mu, &dl) == 0)
+                ;
+        }
         size_t n = w->count < w->max_batch ? w->count : w->max_batch;
         for (size_t i = 0; i < n; i++)
             w->batch[i] = w->ring[(w->head + i) % w->capacity];
@@ -98,6 +111,7 @@ kz_status kz_ledger_writer_start(struct kz_ledger *l, const struct kz_ledger_wri
     w->l = l;
     w->capacity = opts && opts->capacity ? opts->capacity : DEFAULT_CAPACITY;
     w->max_batch = opts && opts->max_batch ? opts->max_batch : DEFAULT_MAX_BATCH;
+    w->linger_ms = opts && opts->linger_ms > 0 ? opts->linger_ms : 0;
     w->ring = kz_calloc(w->capacity, sizeof *w->ring);
     w->batch = kz_calloc(w->max_batch, sizeof *w->batch);
     w->items = kz_calloc(w->max_batch, sizeof *w->items);

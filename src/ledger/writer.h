@@ -33,6 +33,8 @@ struct kz_ledger_writer; /* opaque */
 struct kz_ledger_writer_opts {
     size_t capacity;  /* [4096] records waiting at most */
     size_t max_batch; /* [256] records per transaction at most */
+    int linger_ms;    /* [0] after the first record of a batch, wait this long for more (or a full
+                       * batch): fewer commits when nobody waits for each one */
 };
 
 /* The outcome of one record: rc and err as kz_ledger_settle would give them,

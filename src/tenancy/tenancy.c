@@ -9,26 +9,32 @@
 #include <time.h>
 
 #include "core/alloc.h"
-#include "ledger/writer.h"
+#include "tenancy/tenancy_int.h"
 
-/* How long a request may wait for the ledger in all (a worker thread, the
- * write connection, the database lock) before it gets 503. */
-#define LEDGER_BUSY_MS 5000
-
-struct kz_tenancy {
-    uv_loop_t *loop;
-    struct kz_http_server *http;
-    struct kz_ledger *ledger;
-    struct kz_ledger_writer *writer;
-    struct kz_rl *rl;
-    int has_keys; /* sticky: keys are never deleted */
-};
-
-static int64_t wall_ms(void)
+int64_t kz_tenancy_wall_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void) { return kz_tenancy_wall_ms(); }
+
+struct kz_hold *kz_hold_get(struct kz_tenancy *t, char kind, int64_t id)
+{
+    uint64_t h = ((uint64_t)id * 0x9E3779B97F4A7C15ull) ^ (uint64_t)(unsigned char)kind;
+    struct kz_hold **b = &t->holds[(h >> 32) % KZ_HOLD_BUCKETS];
+    for (struct kz_hold *x = *b; x; x = x->next)
+        if (x->id == id && x->kind == kind)
+            return x;
+    struct kz_hold *x = kz_calloc(1, sizeof *x);
+    if (x) {
+        x->kind = kind;
+        x->id = id;
+        x->next = *b;
+        *b = x;
+    }
+    return x;
 }
 
 kz_status kz_tenancy_open(const char *db, uv_loop_t *loop, struct kz_http_server *http, struct kz_tenancy **out,
@@ -41,10 +47,12 @@ kz_status kz_tenancy_open(const char *db, uv_loop_t *loop, struct kz_http_server
     }
     t->loop = loop;
     t->http = http;
-    struct kz_ledger_opts lo = {.busy_timeout_ms = LEDGER_BUSY_MS};
+    struct kz_ledger_opts lo = {.busy_timeout_ms = KZ_LEDGER_BUSY_MS};
     kz_status rc = kz_ledger_open(db, &lo, &t->ledger, err);
+    if (!rc) /* before serving: what the last run answered but did not commit */
+        rc = kz_settle_open(t, db, err);
     if (!rc)
-        rc = kz_ledger_writer_start(t->ledger, NULL, &t->writer, err);
+        rc = kz_ledger_writer_start(t->ledger, &(struct kz_ledger_writer_opts){.linger_ms = 10}, &t->writer, err);
     if (rc) {
         kz_tenancy_close(t);
         return rc;
@@ -57,13 +65,26 @@ void kz_tenancy_close(struct kz_tenancy *t)
 {
     if (!t)
         return;
-    kz_ledger_writer_stop(t->writer);
+    kz_ledger_writer_stop(t->writer); /* commits what is queued; its posts may no longer arrive */
+    if (t->journal)
+        kz_settle_close(t);
     kz_ledger_close(t->ledger);
     kz_rl_free(t->rl);
+    for (size_t i = 0; i < KZ_HOLD_BUCKETS; i++)
+        for (struct kz_hold *x = t->holds[i], *n; x; x = n) {
+            n = x->next;
+            kz_free(x);
+        }
     kz_free(t);
 }
 
 struct kz_ledger *kz_tenancy_ledger(struct kz_tenancy *t) { return t ? t->ledger : NULL; }
+
+void kz_tenancy_flush(struct kz_tenancy *t)
+{
+    if (t)
+        kz_ledger_writer_flush(t->writer);
+}
 
 int kz_tenancy_has_keys(struct kz_tenancy *t)
 {
@@ -146,86 +167,82 @@ void kz_principal_free(struct kz_principal *p)
 
 /* ---- admission ------------------------------------------------------------------------ */
 
-struct admit_job {
-    uv_work_t w;
-    struct kz_meter *m;
-    kz_admit_fn fn;
-    void *ud;
-    kz_status rc;
-    enum kz_ledger_deny deny;
-    struct kz_err err;
-    int replay;                   /* the request id is already recorded: `prior` */
-    struct kz_ledger_usage prior;
-};
-
-static void reserve_work(uv_work_t *w)
-{
-    struct admit_job *j = w->data;
-    struct kz_meter *m = j->m;
-    if (wall_ms() - m->admitted_ms >= LEDGER_BUSY_MS) { /* queued behind stuck ones */
-        j->rc = kz_err_set(&j->err, KZ_EIO, "ledger busy: no worker free for %d ms", LEDGER_BUSY_MS);
-        return;
-    }
-    j->rc = kz_ledger_reserve(m->t->ledger, m->key_id, m->tenant_id, m->max_cost, m->request_id, &m->reservation,
-                              &j->deny, &j->err);
-    /* a retry of a request the ledger holds: answered from its record */
-    struct kz_err e2 = {{0}};
-    if (j->rc == KZ_EINVAL &&
-        kz_ledger_usage_get(m->t->ledger, m->tenant_id, m->request_id, &j->prior, &e2) == KZ_OK)
-        j->replay = 1;
-}
-
 static void rl_undo(struct kz_meter *m)
 {
     if (m->n_owners)
         kz_rl_settle(m->t->rl, m->owners, m->n_owners, m->admitted_ms, m->est_tokens, 0, wall_ms());
 }
 
-static void reserve_done(uv_work_t *w, int status)
+/* A client-chosen request id that is running, waiting to be committed or in
+ * the ledger: 409, with the recorded figures when there are some. */
+static int duplicate(struct kz_tenancy *t, const char *id, int64_t tenant_id, struct kz_api_error *e)
 {
-    struct admit_job *j = w->data;
-    struct kz_meter *m = j->m;
-    struct kz_api_error e;
-    m->waiting = 0;
-    if (status == UV_ECANCELED && !j->rc)
-        j->rc = kz_err_set(&j->err, KZ_EIO, "ledger: reservation cancelled");
-    if (!j->rc) {
-        m->active = 1;
-        j->fn(j->ud, 1, NULL, 0);
-    } else {
-        rl_undo(m);
-        if (j->rc == KZ_ELIMIT)
-            kz_api_fail(&e, 402, "insufficient_quota",
-                        j->deny == KZ_DENY_CREDIT ? "insufficient_credit" : "budget_exhausted", NULL, "%s%s",
-                        j->deny == KZ_DENY_KEY_BUDGET ? "this API key's " : j->deny == KZ_DENY_TENANT_BUDGET
-                                                                                ? "this tenant's "
-                                                                                : "",
-                        j->err.msg);
-        else if (j->replay)
-            kz_api_fail(&e, 409, "invalid_request_error", "duplicate_request", NULL,
-                        "a request with this Idempotency-Key was already answered (status %d, %lld input and %lld "
-                        "output tokens, cost %lld micro-USD); it is not run or billed again",
-                        j->prior.status, (long long)j->prior.input_tokens, (long long)j->prior.output_tokens,
-                        (long long)j->prior.cost);
-        else if (j->rc == KZ_EINVAL && strstr(j->err.msg, "request id"))
-            kz_api_fail(&e, 409, "invalid_request_error", "duplicate_request", NULL,
-                        "a request with this Idempotency-Key is still running");
-        else if (j->rc == KZ_ENOTFOUND)
-            kz_api_fail(&e, 401, "invalid_request_error", "invalid_api_key", NULL, "%s", j->err.msg);
+    for (const struct kz_meter *r = t->running; r; r = r->run_next)
+        if (strcmp(r->request_id, id) == 0)
+            return kz_api_fail(e, 409, "invalid_request_error", "duplicate_request", NULL,
+                               "a request with this Idempotency-Key is still running"),
+                   1;
+    struct kz_ledger_usage prior;
+    struct kz_err err = {{0}};
+    if (kz_settle_has(t, id) || kz_ledger_usage_get(t->ledger, tenant_id, id, &prior, &err) == KZ_OK) {
+        if (kz_settle_has(t, id))
+            kz_api_fail(e, 409, "invalid_request_error", "duplicate_request", NULL,
+                        "a request with this Idempotency-Key was already answered; it is not run or billed again");
         else
-            kz_api_fail(&e, 503, "server_error", "ledger_unavailable", NULL, "%s", j->err.msg);
-        j->fn(j->ud, 0, &e, e.status == 503 ? 1000 : 0);
+            kz_api_fail(e, 409, "invalid_request_error", "duplicate_request", NULL,
+                        "a request with this Idempotency-Key was already answered (status %d, %lld input and "
+                        "%lld output tokens, cost %lld micro-USD); it is not run or billed again",
+                        prior.status, (long long)prior.input_tokens, (long long)prior.output_tokens,
+                        (long long)prior.cost);
+        return 1;
     }
-    kz_free(j);
+    return 0;
+}
+
+/* Budgets and credit, decided here on the loop from what the ledger has
+ * committed (the key's and its tenant's spend came with the key) plus
+ * what this process holds: reservations of running requests and the cost
+ * of answers not yet committed. One process per SQLite ledger makes this
+ * exact (docs/LEDGER.md). 0 admitted, else e says why. */
+static int afford(struct kz_tenancy *t, const struct kz_keys_info *k, int64_t cost, struct kz_api_error *e)
+{
+    const struct kz_ledger_tenant ten = k->tenant; /* read with the key */
+    struct kz_hold *hk = kz_hold_get(t, 'k', k->id), *ht = kz_hold_get(t, 't', k->tenant_id);
+    if (!hk || !ht)
+        return kz_api_fail(e, 503, "server_error", NULL, NULL, "out of memory"), -1;
+    int64_t key_used = k->spent + k->reserved + hk->reserved + hk->pending;
+    int64_t ten_held = ten.reserved + ht->reserved + ht->pending;
+    if (k->has_budget && key_used + cost > k->budget)
+        return kz_api_fail(e, 402, "insufficient_quota", "budget_exhausted", NULL,
+                           "this API key's budget is exhausted: %lld of %lld micro-USD used or held this %s, the "
+                           "request may cost %lld",
+                           (long long)key_used, (long long)k->budget, kz_ledger_period_name(k->period),
+                           (long long)cost),
+               -1;
+    if (ten.has_budget && ten.spent + ten_held + cost > ten.budget)
+        return kz_api_fail(e, 402, "insufficient_quota", "budget_exhausted", NULL,
+                           "this tenant's budget is exhausted: %lld of %lld micro-USD used or held this %s, the "
+                           "request may cost %lld",
+                           (long long)(ten.spent + ten_held), (long long)ten.budget,
+                           kz_ledger_period_name(ten.period), (long long)cost),
+               -1;
+    if (ten.prepaid && ten_held + cost > ten.balance)
+        return kz_api_fail(e, 402, "insufficient_quota", "insufficient_credit", NULL,
+                           "insufficient credit: balance %lld micro-USD, %lld held, the request may cost %lld",
+                           (long long)ten.balance, (long long)ten_held, (long long)cost),
+               -1;
+    hk->reserved += cost;
+    ht->reserved += cost;
+    return 0;
 }
 
 void kz_tenancy_admit(struct kz_tenancy *t, const struct kz_principal *p, const char *model, int64_t max_cost,
-                      int64_t est_tokens, const char *request_id, struct kz_meter *m, kz_admit_fn fn, void *ud)
+                      int64_t est_tokens, const char *request_id, int explicit_id, struct kz_meter *m,
+                      kz_admit_fn fn, void *ud)
 {
     struct kz_api_error e;
     memset(m, 0, sizeof *m);
     m->t = t;
-    m->reservation = 0;
     if (!t || p->open) {
         fn(ud, 1, NULL, 0);
         return;
@@ -237,6 +254,17 @@ void kz_tenancy_admit(struct kz_tenancy *t, const struct kz_principal *p, const 
         fn(ud, 0, &e, 0);
         return;
     }
+    int64_t behind = kz_settle_backlog_ms(t);
+    if (behind > KZ_LEDGER_BUSY_MS) {
+        kz_api_fail(&e, 503, "server_error", "ledger_unavailable", NULL,
+                    "ledger busy: answers of the last %.1f s are not recorded yet", (double)behind / 1000.0);
+        fn(ud, 0, &e, 1000);
+        return;
+    }
+    if (explicit_id && duplicate(t, request_id, k->tenant_id, &e)) {
+        fn(ud, 0, &e, 0);
+        return;
+    }
     snprintf(m->request_id, sizeof m->request_id, "%s", request_id);
     m->tenant_id = k->tenant_id;
     m->key_id = k->id;
@@ -244,7 +272,6 @@ void kz_tenancy_admit(struct kz_tenancy *t, const struct kz_principal *p, const 
     m->est_tokens = est_tokens;
     m->started_ms = m->admitted_ms = wall_ms();
     /* the limited owners: the key and its tenant; headers show the first */
-    m->n_owners = 0;
     if (k->rpm || k->tpm)
         m->owners[m->n_owners++] = (struct kz_rl_owner){'k', k->id, k->rpm, k->tpm};
     if (k->tenant_rpm || k->tenant_tpm)
@@ -263,25 +290,19 @@ void kz_tenancy_admit(struct kz_tenancy *t, const struct kz_principal *p, const 
             return;
         }
     }
-    struct admit_job *j = kz_calloc(1, sizeof *j);
-    if (!j) {
+    if (afford(t, k, max_cost, &e)) {
         rl_undo(m);
-        kz_api_fail(&e, 503, "server_error", NULL, NULL, "out of memory");
-        fn(ud, 0, &e, 1000);
+        fn(ud, 0, &e, e.status == 503 ? 1000 : 0);
         return;
     }
-    j->w.data = j;
-    j->m = m;
-    j->fn = fn;
-    j->ud = ud;
-    m->waiting = 1;
-    if (uv_queue_work(t->loop, &j->w, reserve_work, reserve_done) != 0) {
-        m->waiting = 0;
-        kz_free(j);
-        rl_undo(m);
-        kz_api_fail(&e, 503, "server_error", NULL, NULL, "cannot queue the reservation");
-        fn(ud, 0, &e, 1000);
+    m->active = 1;
+    if (explicit_id) {
+        m->run_next = t->running;
+        if (t->running)
+            t->running->run_prev = m;
+        t->running = m;
     }
+    fn(ud, 1, NULL, 0);
 }
 
 static void ms_text(char *buf, size_t size, int64_t ms)
@@ -316,70 +337,3 @@ void kz_tenancy_headers(const struct kz_meter *m, struct kz_http_res *res)
         limit_headers(res, "tokens", s->limit_tokens, s->remaining_tokens, s->reset_tokens_ms);
 }
 
-/* ---- settlement ------------------------------------------------------------------------ */
-
-struct settle_job {
-    struct kz_tenancy *t;
-    kz_settled_fn fn;
-    void *ud;
-    kz_status rc;
-    char msg[KZ_ERR_MSG_SIZE];
-};
-
-static void settled_on_loop(void *arg)
-{
-    struct settle_job *j = arg;
-    if (j->fn)
-        j->fn(j->ud, j->rc, j->msg);
-    kz_free(j);
-}
-
-/* On the writer thread. */
-static void on_settled(void *ud, kz_status rc, const struct kz_err *err, const struct kz_ledger_usage *stored,
-                       int duplicate)
-{
-    (void)stored;
-    (void)duplicate; /* a retry of a recorded request: recorded once, which is what counts */
-    struct settle_job *j = ud;
-    j->rc = rc;
-    if (rc)
-        snprintf(j->msg, sizeof j->msg, "%s", err && err->msg[0] ? err->msg : "ledger: settle failed");
-    if (!j->fn || kz_http_server_post(j->t->http, settled_on_loop, j) != KZ_OK)
-        kz_free(j); /* nobody waits, or the server is gone */
-}
-
-void kz_tenancy_settle(struct kz_meter *m, const struct kz_ledger_usage *u0, kz_settled_fn fn, void *ud)
-{
-    if (!m->active) {
-        if (fn)
-            fn(ud, KZ_OK, "");
-        return;
-    }
-    m->active = 0;
-    struct kz_tenancy *t = m->t;
-    struct kz_ledger_usage u = *u0;
-    snprintf(u.request_id, sizeof u.request_id, "%s", m->request_id);
-    u.tenant_id = m->tenant_id;
-    u.key_id = m->key_id;
-    u.started_ms = m->started_ms;
-    u.finished_ms = wall_ms();
-    if (u.finished_ms < u.started_ms)
-        u.finished_ms = u.started_ms;
-    u.latency_ms = u.finished_ms - u.started_ms;
-    if (m->n_owners)
-        kz_rl_settle(t->rl, m->owners, m->n_owners, m->admitted_ms, m->est_tokens,
-                     u.input_tokens + u.output_tokens, u.finished_ms);
-    struct settle_job *j = kz_calloc(1, sizeof *j);
-    struct kz_err err = {{0}};
-    kz_status rc = j ? KZ_OK : kz_err_set(&err, KZ_ENOMEM, "out of memory");
-    if (j) {
-        j->t = t;
-        j->fn = fn;
-        j->ud = ud;
-        rc = kz_ledger_writer_submit(t->writer, m->reservation, &u, on_settled, j, &err);
-        if (rc)
-            kz_free(j);
-    }
-    if (rc && fn)
-        fn(ud, rc, err.msg);
-}

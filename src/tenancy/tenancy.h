@@ -6,22 +6,27 @@
  * The flow of one generation request (api/call.c):
  *   kz_tenancy_auth     on the loop: the key the client presented, or the
  *                       open mode (no key exists yet); 401 otherwise
- *   kz_tenancy_admit    on the loop: scope (403), rate limits (429), then the
- *                       reservation of the request's maximum cost on a
- *                       worker thread (402 when a budget or credit refuses,
- *                       503 when the ledger fails); the callback runs on
- *                       the loop
+ *   kz_tenancy_admit    on the loop: scope (403), the ledger's backlog (503),
+ *                       a client-chosen request id seen before (409), rate
+ *                       limits (429), then the request's maximum cost held
+ *                       against the key's and the tenant's budgets and
+ *                       credit (402): what the ledger has committed plus what
+ *                       this process holds (tenancy_int.h)
  *   ... routing ...
- *   kz_tenancy_settle   the usage record, through the batching writer; its
- *                       callback runs on the loop once the record is
- *                       committed: a complete answer is only acknowledged
+ *   kz_tenancy_settle   the usage record appended to the settle journal
+ *                       (journal.h) and handed to the ledger's batching
+ *                       writer; the callback runs once the record is in
+ *                       the journal: a complete answer is only acknowledged
  *                       (the last bytes sent) after that, so every answered
- *                       request is in the ledger, and a request the ledger
- *                       could not record is answered 503 instead.
+ *                       request reaches the ledger, also across a kill, and
+ *                       a request whose record cannot be written is
+ *                       answered 503 instead.
  *
- * Key lookups read the store on the loop thread: SQLite in WAL mode never
- * makes a reader wait for a writer, and the lookup is one indexed read.
- * Writes (reserve, settle) never run on the loop.
+ * Everything on the request path runs on the loop thread without waiting:
+ * two indexed reads of a WAL snapshot (SQLite never makes a reader wait for
+ * a writer) and one append. Commits happen on the writer thread behind the
+ * answers; when they fall more than 5 s behind (a locked or full database),
+ * new requests get 503 until the ledger catches up.
  *
  * Open mode: while no API key exists in the ledger (or there is no ledger),
  * requests need none and are not metered; the server then only binds
@@ -29,9 +34,9 @@
  * /admin request needs one.
  *
  * Threads: everything here is called on the loop thread. Ownership: the
- * tenancy owns its ledger and writer; a kz_principal owns its key info
- * (kz_principal_free); a kz_meter is the caller's and must stay alive until
- * its callbacks ran.
+ * tenancy owns its ledger, writer and journal; a kz_principal owns its key
+ * info (kz_principal_free); a kz_meter is the caller's, and an active one
+ * must be settled before it goes.
  */
 #ifndef KZ_TENANCY_H
 #define KZ_TENANCY_H
@@ -61,6 +66,10 @@ int kz_tenancy_has_keys(struct kz_tenancy *t);
 
 struct kz_ledger *kz_tenancy_ledger(struct kz_tenancy *t);
 
+/* Returns once every record handed to the writer so far is committed (or
+ * failed): reads after it see every answer given before it. Any thread. */
+void kz_tenancy_flush(struct kz_tenancy *t);
+
 /* The caller of one request. */
 struct kz_principal {
     int open;                /* open mode: no key needed, nothing metered */
@@ -79,7 +88,6 @@ struct kz_meter {
     int active;                    /* admitted and metered: settle it */
     char request_id[KZ_LEDGER_ID_MAX];
     int64_t tenant_id, key_id;
-    int64_t reservation;
     int64_t max_cost;              /* micro-dollars held */
     int64_t est_tokens;            /* counted against TPM at admission */
     int64_t admitted_ms;
@@ -88,29 +96,30 @@ struct kz_meter {
     int n_owners;
     struct kz_rl_state rl;         /* for the x-ratelimit-* headers */
     int have_rl;
-    int waiting;                   /* a worker or the writer holds this meter */
+    struct kz_meter *run_prev, *run_next; /* running with a client-chosen id */
 };
 
-/* Called on the loop. ok 0: e says why (the status and code to answer) and
- * retry_after_ms when > 0. */
+/* ok 0: e says why (the status and code to answer) and retry_after_ms when > 0. */
 typedef void (*kz_admit_fn)(void *ud, int ok, const struct kz_api_error *e, long retry_after_ms);
 
-/* Admits one request of `p` for public `model`: scope, rate limits and the
- * reservation of max_cost micro-dollars under request_id. The callback may
- * run before this returns (refusals found on the loop). Open principals are
- * admitted at once, unmetered. */
+/* Admits one request of `p` for public `model`: scope, rate limits and a
+ * hold of max_cost micro-dollars, under request_id (explicit_id: the client
+ * chose it, so it is checked against earlier requests). The callback runs
+ * before this returns. Open principals are admitted, unmetered. An admitted
+ * meter must be settled. */
 void kz_tenancy_admit(struct kz_tenancy *t, const struct kz_principal *p, const char *model, int64_t max_cost,
-                      int64_t est_tokens, const char *request_id, struct kz_meter *m, kz_admit_fn fn, void *ud);
+                      int64_t est_tokens, const char *request_id, int explicit_id, struct kz_meter *m,
+                      kz_admit_fn fn, void *ud);
 
 /* Adds x-ratelimit-* headers for the limits that applied. */
 void kz_tenancy_headers(const struct kz_meter *m, struct kz_http_res *res);
 
-/* Called on the loop once the record committed (rc 0) or failed. */
+/* rc 0: the record is durable (journaled); else msg says why it is not. */
 typedef void (*kz_settled_fn)(void *ud, kz_status rc, const char *msg);
 
 /* Records the request (u: tokens, cost, status, provider, times; the ids
- * come from the meter) and settles its reservation. fn may be NULL (nobody
- * waits). A meter that is not active calls fn at once with 0. */
+ * come from the meter) and ends its hold; fn (may be NULL) runs before this
+ * returns. A meter that is not active calls fn with 0. */
 void kz_tenancy_settle(struct kz_meter *m, const struct kz_ledger_usage *u, kz_settled_fn fn, void *ud);
 
 #endif

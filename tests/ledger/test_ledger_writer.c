@@ -130,7 +130,7 @@ static void batching(void)
     struct kz_err err = {{0}};
     int64_t t = tl_tenant(l, "wb", 0, -1, KZ_PERIOD_TOTAL);
     int64_t k = tl_key(l, t, -1, KZ_PERIOD_TOTAL, NULL);
-    struct kz_ledger_writer_opts wo = {2 * N_BATCHED, 256};
+    struct kz_ledger_writer_opts wo = {.capacity = 2 * N_BATCHED, .max_batch = 256};
     struct kz_ledger_writer *w = NULL;
     T_EQ_INT(kz_ledger_writer_start(l, &wo, &w, &err), KZ_OK);
     if (!w)
@@ -183,7 +183,7 @@ static void full_queue(void)
         return;
     struct kz_err err = {{0}};
     int64_t t = tl_tenant(l, "wf", 0, -1, KZ_PERIOD_TOTAL);
-    struct kz_ledger_writer_opts wo = {8, 4};
+    struct kz_ledger_writer_opts wo = {.capacity = 8, .max_batch = 4};
     struct kz_ledger_writer *w = NULL;
     T_EQ_INT(kz_ledger_writer_start(l, &wo, &w, &err), KZ_OK);
     if (!w)

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT
+ * Inside the tenancy: the state tenancy.c (authentication, admission) and
+ * settle.c (the journal, the writer, the in-memory holds) share. Loop thread
+ * only, except where a field says otherwise.
+ */
+#ifndef KZ_TENANCY_INT_H
+#define KZ_TENANCY_INT_H
+
+#include "ledger/writer.h"
+#include "tenancy/journal.h"
+#include "tenancy/tenancy.h"
+
+/* How long a request may wait for the ledger, and how far the ledger may
+ * fall behind the answers already given, before new requests get 503. */
+#define KZ_LEDGER_BUSY_MS 5000
+
+/* What this process holds against one key or tenant beyond what the ledger
+ * has committed: reservations of requests running, and costs of answered
+ * requests whose records are journaled but not yet committed. */
+struct kz_hold {
+    char kind; /* 'k' key, 't' tenant */
+    int64_t id;
+    int64_t reserved, pending;
+    struct kz_hold *next;
+};
+
+/* A journaled record on its way into the ledger (oldest first). */
+struct kz_outstanding {
+    struct kz_tenancy *t;
+    struct kz_ledger_usage u;
+    int64_t journaled_ms;
+    kz_status rc;             /* set on the writer thread, read on the loop after the post */
+    int in_writer;            /* submitted and not yet answered */
+    struct kz_outstanding *prev, *next;
+};
+
+#define KZ_HOLD_BUCKETS 1024u
+
+struct kz_tenancy {
+    uv_loop_t *loop;
+    struct kz_http_server *http;
+    struct kz_ledger *ledger;
+    struct kz_ledger_writer *writer;
+    struct kz_journal *journal;
+    struct kz_rl *rl;
+    int has_keys;                       /* sticky: keys are never deleted */
+    struct kz_hold *holds[KZ_HOLD_BUCKETS];
+    struct kz_outstanding *out_head, *out_tail;
+    size_t n_out;
+    uv_timer_t retry_timer;             /* resubmits records the writer failed */
+    int timer_open;
+    struct kz_meter *running;           /* admitted meters with a client-chosen id (duplicates) */
+};
+
+int64_t kz_tenancy_wall_ms(void);
+struct kz_hold *kz_hold_get(struct kz_tenancy *t, char kind, int64_t id); /* NULL only when out of memory */
+
+/* settle.c */
+kz_status kz_settle_open(struct kz_tenancy *t, const char *db, struct kz_err *err);
+void kz_settle_close(struct kz_tenancy *t);
+/* Milliseconds the oldest unrecorded answer has waited (0: none). */
+int64_t kz_settle_backlog_ms(const struct kz_tenancy *t);
+/* 1 when a record of request_id is journaled and not yet committed. */
+int kz_settle_has(const struct kz_tenancy *t, const char *request_id);
+
+#endif
