@@ -11,7 +11,11 @@
  *   isolation  another tenant's key reads only its own usage and cannot
  *              manage keys or tenants; /admin and /v1/providers need admin
  *   ratelimit  RPM and TPM hold within one request, x-ratelimit-* headers,
- *              429 with Retry-After
+ *              429 with Retry-After; a tenant's limit binds all its keys
+ *   billing    the ledger parts of FT-1, FT-2 and FT-8: a failover bills only
+ *              the provider that served, at its price; a stream cut after 3
+ *              tokens bills those 3 once; a client that leaves is billed for
+ *              the tokens generated until then
  *   budget     100 concurrent requests against a key budget that affords
  *              10, 20 times: spend never passes the budget
  *   crash      kill -9 with ~150 requests in flight, restart on the same
@@ -323,6 +327,127 @@ static void auth_scope_isolation(void)
     stop_srv();
 }
 
+/* ---- what the ledger bills when things go wrong (FT-1, FT-2, FT-8) --------------------------- */
+
+static int spawn_extra(struct tnet_proc *p, const char *mode, const char *after, const char *cadence)
+{
+    const char *argv[] = {getenv("KZ_MOCKLLM"), "--port", "0", "--mode", mode, "--tokens", "8", "--after", after,
+                          "--cadence-ms", cadence, NULL};
+    return tnet_spawn(p, argv, NULL, NULL, 10000);
+}
+
+/* The one ledger row of a request id, read after a usage call made the
+ * ledger current. 0 when found. */
+static int row_of(const char *admin, const char *id, struct kz_ledger_usage *u)
+{
+    struct tnet_resp r;
+    get_with(admin, "/admin/usage", &r); /* waits for the writer */
+    tnet_resp_free(&r);
+    struct kz_ledger *l = NULL;
+    struct kz_err err = {{0}};
+    int rc = -1;
+    if (kz_ledger_open(db, NULL, &l, &err) == KZ_OK) {
+        rc = kz_ledger_usage_get(l, 1, id, u, &err) == KZ_OK ? 0 : -1;
+        kz_ledger_close(l);
+    }
+    return rc;
+}
+
+static void billing(void)
+{
+    struct tnet_proc down, cut, slow;
+    int ok = spawn_extra(&down, "status:503", "1", "0") == 0 && spawn_extra(&cut, "close_mid", "3", "0") == 0 &&
+             spawn_extra(&slow, "slow", "1", "50") == 0;
+    T_OK(ok, "extra mocks");
+    if (!ok)
+        return;
+    new_db();
+    FILE *f = fopen(yaml, "w");
+    if (f) {
+        fprintf(f,
+                "providers:\n"
+                "  - {name: down, type: openai, base_url: \"http://127.0.0.1:%d/v1\", price: {input_per_mtok: 1, "
+                "output_per_mtok: 1000}}\n"
+                "  - {name: up, type: openai, base_url: \"http://127.0.0.1:%d/v1\", price: {input_per_mtok: 2, "
+                "output_per_mtok: 2000}}\n"
+                "  - {name: cut, type: openai, base_url: \"http://127.0.0.1:%d/v1\", price: {input_per_mtok: 1, "
+                "output_per_mtok: 1000}}\n"
+                "  - {name: slow, type: openai, base_url: \"http://127.0.0.1:%d/v1\", price: {input_per_mtok: 1, "
+                "output_per_mtok: 1000}}\n"
+                "models:\n"
+                "  - {name: fo, strategy: priority, deployments: [{provider: down, model: m}, {provider: up, model: m}]}\n"
+                "  - {name: cut, deployments: [{provider: cut, model: m}]}\n"
+                "  - {name: slow, deployments: [{provider: slow, model: m}]}\n",
+                down.port, mock.port, cut.port, slow.port);
+        fclose(f);
+    }
+    char out[512], key[64], adm[64];
+    cli(out, sizeof out, (const char *[]){"tenants", "create", "bill", NULL});
+    make_key(key, (const char *[]){"--tenant", "bill", NULL});
+    make_key(adm, (const char *[]){"--tenant", "bill", "--admin", NULL});
+    T_OK(spawn_srv() == 0, "server");
+    struct kz_ledger_usage u;
+    struct tnet_resp r;
+    /* FT-1: the first deployment fails before any byte; only the one that served is billed */
+    T_EQ_INT(chat_with(key, "fo", "Idempotency-Key: bill-fo", &r), 200);
+    long out_tokens = -1;
+    json_t *j = json_loads(r.body ? r.body : "", 0, NULL);
+    out_tokens = (long)json_integer_value(json_object_get(json_object_get(j, "usage"), "completion_tokens"));
+    json_decref(j);
+    tnet_resp_free(&r);
+    T_OK(row_of(adm, "bill-fo", &u) == 0 && strcmp(u.provider, "up") == 0 && u.output_tokens == out_tokens &&
+             u.cost == 2 * u.input_tokens + 2000 * u.output_tokens,
+         "FT-1: billed once, to the provider that served, at its price (%s, %lld tokens, %lld)", u.provider,
+         (long long)u.output_tokens, (long long)u.cost);
+    /* FT-2: the stream breaks after 3 tokens: the partial usage, once */
+    char auth[128];
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
+    const char *h2[] = {auth, "Idempotency-Key: bill-cut", NULL};
+    struct tnet_sse s;
+    static const char sbody[] = "{\"model\":\"%s\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+                                "\"max_tokens\":8,\"stream\":true}";
+    char b2[256];
+    snprintf(b2, sizeof b2, sbody, "cut");
+    int chunks = 0, error = 0;
+    if (tnet_sse_open(&s, srv.port, "POST", "/v1/chat/completions", h2, b2, 10000) == 200) {
+        char ev[64], *data = NULL;
+        while (tnet_sse_next(&s, 10000, ev, sizeof ev, &data) == 1) {
+            chunks += strstr(data, "\"content\":\"tok") != NULL;
+            error |= strstr(data, "\"error\"") != NULL;
+            kz_free(data);
+            data = NULL;
+        }
+    }
+    tnet_sse_close(&s);
+    T_OK(chunks == 3 && error, "FT-2: 3 tokens then an error event (%d, %d)", chunks, error);
+    T_OK(row_of(adm, "bill-cut", &u) == 0 && u.output_tokens == 3 && u.status >= 500 &&
+             u.cost == u.input_tokens + 3000,
+         "FT-2: the partial usage billed once (%lld tokens, status %d)", (long long)u.output_tokens, u.status);
+    /* FT-8: the client leaves after 2 tokens of a slow stream: billed for
+     * what the provider had sent when kyozon closed the upstream call */
+    const char *h3[] = {auth, "Idempotency-Key: bill-left", NULL};
+    snprintf(b2, sizeof b2, sbody, "slow");
+    chunks = 0;
+    if (tnet_sse_open(&s, srv.port, "POST", "/v1/chat/completions", h3, b2, 10000) == 200) {
+        char ev[64], *data = NULL;
+        while (chunks < 2 && tnet_sse_next(&s, 10000, ev, sizeof ev, &data) == 1) {
+            chunks += strstr(data, "\"content\":\"tok") != NULL;
+            kz_free(data);
+            data = NULL;
+        }
+    }
+    tnet_sse_close(&s);
+    usleep(300 * 1000);
+    T_OK(row_of(adm, "bill-left", &u) == 0 && u.status == 499 && u.output_tokens >= 2 && u.output_tokens <= 3 &&
+             u.cost == u.input_tokens + 1000 * u.output_tokens,
+         "FT-8: a client that left is billed for the tokens generated so far (%lld, status %d)",
+         (long long)u.output_tokens, u.status);
+    stop_srv();
+    tnet_stop(&down, SIGTERM, 5000);
+    tnet_stop(&cut, SIGTERM, 5000);
+    tnet_stop(&slow, SIGTERM, 5000);
+}
+
 /* ---- rate limits ---------------------------------------------------------------------------- */
 
 static void rate_limits(void)
@@ -628,6 +753,7 @@ int main(void)
     open_mode();
     auth_scope_isolation();
     rate_limits();
+    billing();
     budgets();
     crash();
     tnet_stop(&mock, SIGTERM, 5000);
