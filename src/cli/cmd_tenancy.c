@@ -145,8 +145,9 @@ static struct kz_ledger *open_ledger(const struct opts *o)
         return NULL;
     }
     struct kz_ledger *l = NULL;
-    if (kz_ledger_open(db, NULL, &l, &err) != KZ_OK)
-        fprintf(stderr, "kyozon %s: %s: %s\n", o->cmd, db, err.msg);
+    if (kz_ledger_open(db, NULL, &l, &err) != KZ_OK) /* name the file once */
+        fprintf(stderr, "kyozon %s: %s%s%s\n", o->cmd, strstr(err.msg, db) ? "" : db, strstr(err.msg, db) ? "" : ": ",
+                err.msg);
     kz_config_free(cfg);
     return l;
 }
