@@ -55,10 +55,14 @@ static void committed_on_loop(void *arg)
     struct kz_tenancy *t = o->t;
     o->in_writer = 0;
     if (o->rc == KZ_EINVAL) {
-        /* the ledger refuses this record for good (it names something that
-         * is not there): keep it in the journal for an operator, stop trying */
-        fprintf(stderr, "kyozon: ledger refused the record of request '%s'; it stays in the settle journal\n",
-                o->u.request_id);
+        /* the ledger refuses this record for good (it names a key or tenant
+         * that is not there): say so with its figures, and stop trying */
+        fprintf(stderr,
+                "kyozon: the ledger refused the record of request '%s' (tenant %lld, key %lld, %lld+%lld tokens, "
+                "cost %lld micro-USD)\n",
+                o->u.request_id, (long long)o->u.tenant_id, (long long)o->u.key_id, (long long)o->u.input_tokens,
+                (long long)o->u.output_tokens, (long long)o->u.cost);
+        hold_pending(t, &o->u, -o->u.cost);
     } else if (o->rc) {
         if (!uv_is_active((uv_handle_t *)&t->retry_timer))
             uv_timer_start(&t->retry_timer, on_retry, RETRY_MS, 0);
