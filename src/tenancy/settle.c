@@ -64,8 +64,8 @@ static void committed_on_loop(void *arg)
                 (long long)o->u.output_tokens, (long long)o->u.cost);
         hold_pending(t, &o->u, -o->u.cost);
     } else if (o->rc) {
-        if (!uv_is_active((uv_handle_t *)&t->retry_timer))
-            uv_timer_start(&t->retry_timer, on_retry, RETRY_MS, 0);
+        if (!uv_is_active((uv_handle_t *)t->retry_timer))
+            uv_timer_start(t->retry_timer, on_retry, RETRY_MS, 0);
         return;
     }
     if (!o->rc)
@@ -96,8 +96,8 @@ static void submit(struct kz_outstanding *o)
     o->in_writer = 1;
     if (kz_ledger_writer_submit(o->t->writer, 0, &o->u, on_written, o, &err) != KZ_OK) {
         o->in_writer = 0; /* the queue is full: try again shortly */
-        if (!uv_is_active((uv_handle_t *)&o->t->retry_timer))
-            uv_timer_start(&o->t->retry_timer, on_retry, RETRY_MS, 0);
+        if (!uv_is_active((uv_handle_t *)o->t->retry_timer))
+            uv_timer_start(o->t->retry_timer, on_retry, RETRY_MS, 0);
     }
 }
 
@@ -126,12 +126,18 @@ kz_status kz_settle_open(struct kz_tenancy *t, const char *db, struct kz_err *er
         return rc;
     if (skipped)
         fprintf(stderr, "kyozon: %ld unreadable lines in the settle journal %s were skipped\n", skipped, path);
-    uv_timer_init(t->loop, &t->retry_timer);
-    t->retry_timer.data = t;
-    uv_unref((uv_handle_t *)&t->retry_timer);
-    t->timer_open = 1;
+    /* its own allocation: a closing handle must outlive the tenancy until
+     * the loop has finished closing it */
+    t->retry_timer = kz_malloc(sizeof *t->retry_timer);
+    if (!t->retry_timer)
+        return kz_err_set(err, KZ_ENOMEM, "out of memory");
+    uv_timer_init(t->loop, t->retry_timer);
+    t->retry_timer->data = t;
+    uv_unref((uv_handle_t *)t->retry_timer);
     return KZ_OK;
 }
+
+static void free_handle(uv_handle_t *h) { kz_free(h); }
 
 void kz_settle_close(struct kz_tenancy *t)
 {
@@ -142,8 +148,11 @@ void kz_settle_close(struct kz_tenancy *t)
         unlink_out(t, o);
         kz_free(o);
     }
-    if (t->timer_open)
-        uv_close((uv_handle_t *)&t->retry_timer, NULL);
+    if (t->retry_timer) {
+        uv_timer_stop(t->retry_timer);
+        uv_close((uv_handle_t *)t->retry_timer, free_handle);
+        t->retry_timer = NULL;
+    }
     kz_journal_close(t->journal);
 }
 

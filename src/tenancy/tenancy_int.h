@@ -47,8 +47,7 @@ struct kz_tenancy {
     struct kz_hold *holds[KZ_HOLD_BUCKETS];
     struct kz_outstanding *out_head, *out_tail;
     size_t n_out;
-    uv_timer_t retry_timer;             /* resubmits records the writer failed */
-    int timer_open;
+    uv_timer_t *retry_timer;            /* resubmits records the writer failed (own allocation) */
     struct kz_meter *running;           /* admitted meters with a client-chosen id (duplicates) */
 };
 
