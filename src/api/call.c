@@ -74,8 +74,6 @@ struct call {
     int closing;
     /* tenancy: the meter from admission to settlement */
     struct kz_meter meter;
-    int settling;  /* a success waits for its ledger record */
-    int admitting; /* the reservation is being made */
 };
 
 static double since_s(uint64_t t0) { return (double)(uv_hrtime() - t0) * 1e-9; }
@@ -126,7 +124,7 @@ static void release_retry(struct call *c)
 
 static void maybe_free(struct call *c)
 {
-    if (c->res || c->att || c->closing || c->admitting || c->settling)
+    if (c->res || c->att || c->closing)
         return;
     release_retry(c);
     if (c->counted)
@@ -169,13 +167,13 @@ static void ensure_head(struct call *c)
         write_ev(c, kz_api_chat_chunk(c->id, c->created, c->r.model, "assistant", "", 0, NULL, c->r.include_usage));
 }
 
-static void settle_now(struct call *c, int status, kz_settled_fn fn);
+static kz_status settle_now(struct call *c, int status, char *msg, size_t size);
 
 static void end_response(struct call *c, int status)
 {
     /* a failure, or a client that left: recorded with what it used so far,
      * nobody waits for the record */
-    settle_now(c, status, NULL);
+    settle_now(c, status, NULL, 0);
     kz_metrics_request(c->gw->metrics, c->route, status, since_s(c->t0_ns));
     c->res = NULL;
     c->ended = 1;
@@ -213,7 +211,7 @@ static int64_t dep_cost(const struct call *c, long in, long out)
 
 /* The ledger record of this request (see tenancy.h); a no-op for requests
  * that are not metered or already settled. */
-static void settle_now(struct call *c, int status, kz_settled_fn fn)
+static kz_status settle_now(struct call *c, int status, char *msg, size_t size)
 {
     struct kz_api_usage u = usage_now(c);
     struct kz_ledger_usage rec;
@@ -230,7 +228,7 @@ static void settle_now(struct call *c, int status, kz_settled_fn fn)
     rec.cost = dep_cost(c, u.prompt_tokens, u.completion_tokens);
     rec.status = status;
     rec.ttft_ms = c->ttft_ms >= 0 ? (int64_t)c->ttft_ms : -1;
-    kz_tenancy_settle(&c->meter, &rec, fn, c);
+    return kz_tenancy_settle(&c->meter, &rec, msg, size);
 }
 
 /* The last word is a failure. */
@@ -268,31 +266,21 @@ static void fail_with_result(struct call *c, const struct kz_attempt_result *res
     fail_client(c, &e, res->retry_after_ms);
 }
 
+
 static void send_success(struct call *c);
 
-static void on_settled(void *ud, kz_status rc, const char *msg)
-{
-    struct call *c = ud;
-    c->settling = 0;
-    if (c->res) {
-        if (!rc) {
-            send_success(c);
-        } else {
-            /* never an answer the ledger does not hold */
-            struct kz_api_error e;
-            kz_api_fail(&e, 503, "server_error", "ledger_unavailable", NULL, "the usage could not be recorded: %s",
-                        msg);
-            fail_client(c, &e, 1000);
-        }
-    }
-    maybe_free(c);
-}
-
-/* A complete answer is acknowledged only once its ledger record committed. */
+/* A complete answer is acknowledged only once its ledger record is durable;
+ * never an answer the ledger will not hold. */
 static void succeed(struct call *c)
 {
-    c->settling = 1;
-    settle_now(c, 200, on_settled);
+    char msg[KZ_ERR_MSG_SIZE] = "";
+    if (settle_now(c, 200, msg, sizeof msg) == KZ_OK) {
+        send_success(c);
+        return;
+    }
+    struct kz_api_error e;
+    kz_api_fail(&e, 503, "server_error", "ledger_unavailable", NULL, "the usage could not be recorded: %s", msg);
+    fail_client(c, &e, 1000);
 }
 
 static void send_success(struct call *c)
@@ -667,32 +655,6 @@ static int64_t max_cost_of(const struct kz_config *cfg, const struct kz_cfg_mode
     return worst;
 }
 
-/* Admission answered (see tenancy.h): route, or refuse. */
-static void on_admitted(void *ud, int ok, const struct kz_api_error *e, long retry_after_ms)
-{
-    struct call *c = ud;
-    c->admitting = 0;
-    if (!c->res) { /* the client left while the reservation was made */
-        settle_now(c, 499, NULL);
-        maybe_free(c);
-        return;
-    }
-    if (!ok) {
-        fail_client(c, e, retry_after_ms);
-        maybe_free(c);
-        return;
-    }
-    struct kz_gen *gen = c->gen;
-    uint64_t now = now_ms(c);
-    c->deadline_ms = now + gen->cfg->router.deadline_ms;
-    uv_timer_start(&c->deadline_timer, on_deadline, gen->cfg->router.deadline_ms, 0);
-    if (c->r.stream)
-        uv_timer_start(&c->keepalive_timer, on_keepalive, KEEPALIVE_MS, KEEPALIVE_MS);
-    kz_router_request_begin(gen->router);
-    c->counted = 1;
-    try_next(c);
-}
-
 void kz_call_handle(struct kz_gateway *gw, const struct kz_principal *p, struct kz_http_req *req,
                     struct kz_http_res *res, enum kz_api_kind kind, const char *route, uint64_t t0_ns)
 {
@@ -770,6 +732,19 @@ void kz_call_handle(struct kz_gateway *gw, const struct kz_principal *p, struct 
     }
     int64_t est_tokens = 0;
     int64_t max_cost = max_cost_of(gen->cfg, cm, &c->r, len, &est_tokens);
-    c->admitting = 1;
-    kz_tenancy_admit(gw->tenancy, p, c->r.model, max_cost, est_tokens, rid, explicit_id, &c->meter, on_admitted, c);
+    long retry_after_ms = 0;
+    if (kz_tenancy_admit(gw->tenancy, p, c->r.model, max_cost, est_tokens, rid, explicit_id, &c->meter, &e,
+                         &retry_after_ms)) {
+        fail_client(c, &e, retry_after_ms);
+        maybe_free(c);
+        return;
+    }
+    uint64_t now = now_ms(c);
+    c->deadline_ms = now + gen->cfg->router.deadline_ms;
+    uv_timer_start(&c->deadline_timer, on_deadline, gen->cfg->router.deadline_ms, 0);
+    if (c->r.stream)
+        uv_timer_start(&c->keepalive_timer, on_keepalive, KEEPALIVE_MS, KEEPALIVE_MS);
+    kz_router_request_begin(gen->router);
+    c->counted = 1;
+    try_next(c);
 }

@@ -448,10 +448,6 @@ kz_status kz_serve_run(const struct kz_serve_opts *opts, struct kz_err *err)
         kz_free(s);
         return rc;
     }
-    /* libuv's worker pool (ledger reservations, admin calls, model loading):
-     * more than its default 4, so a few writes stuck on a locked ledger do
-     * not hold up the rest; read once, at the pool's first use */
-    setenv("UV_THREADPOOL_SIZE", "16", 0);
     uv_loop_t loop;
     if (uv_loop_init(&loop) != 0) {
         kz_config_free(cfg0);

@@ -169,13 +169,10 @@ int kz_settle_has(const struct kz_tenancy *t, const char *request_id)
     return 0;
 }
 
-void kz_tenancy_settle(struct kz_meter *m, const struct kz_ledger_usage *u0, kz_settled_fn fn, void *ud)
+kz_status kz_tenancy_settle(struct kz_meter *m, const struct kz_ledger_usage *u0, char *msg, size_t size)
 {
-    if (!m->active) {
-        if (fn)
-            fn(ud, KZ_OK, "");
-        return;
-    }
+    if (!m->active)
+        return KZ_OK;
     m->active = 0;
     struct kz_tenancy *t = m->t;
     /* off the list of running requests with a client-chosen id */
@@ -215,9 +212,9 @@ void kz_tenancy_settle(struct kz_meter *m, const struct kz_ledger_usage *u0, kz_
         ht->reserved -= m->max_cost;
     if (rc) {
         kz_free(o);
-        if (fn)
-            fn(ud, rc, err.msg);
-        return;
+        if (msg)
+            snprintf(msg, size, "%s", err.msg);
+        return rc;
     }
     o->t = t;
     o->journaled_ms = o->u.finished_ms;
@@ -230,7 +227,5 @@ void kz_tenancy_settle(struct kz_meter *m, const struct kz_ledger_usage *u0, kz_
     t->n_out++;
     hold_pending(t, &o->u, o->u.cost);
     submit(o);
-    /* durable in the journal: the answer may go out */
-    if (fn)
-        fn(ud, KZ_OK, "");
+    return KZ_OK; /* durable in the journal: the answer may go out */
 }

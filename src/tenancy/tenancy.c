@@ -236,34 +236,30 @@ static int afford(struct kz_tenancy *t, const struct kz_keys_info *k, int64_t co
     return 0;
 }
 
-void kz_tenancy_admit(struct kz_tenancy *t, const struct kz_principal *p, const char *model, int64_t max_cost,
-                      int64_t est_tokens, const char *request_id, int explicit_id, struct kz_meter *m,
-                      kz_admit_fn fn, void *ud)
+int kz_tenancy_admit(struct kz_tenancy *t, const struct kz_principal *p, const char *model, int64_t max_cost,
+                     int64_t est_tokens, const char *request_id, int explicit_id, struct kz_meter *m,
+                     struct kz_api_error *e, long *retry_after_ms)
 {
-    struct kz_api_error e;
     memset(m, 0, sizeof *m);
+    *retry_after_ms = 0;
     m->t = t;
-    if (!t || p->open) {
-        fn(ud, 1, NULL, 0);
-        return;
-    }
+    if (!t || p->open)
+        return 0;
     const struct kz_keys_info *k = &p->key;
     if (!kz_keys_allows_model(k, model)) {
-        kz_api_fail(&e, 403, "permission_error", "model_not_allowed", "model",
+        kz_api_fail(e, 403, "permission_error", "model_not_allowed", "model",
                     "this API key may not use the model '%s'", model);
-        fn(ud, 0, &e, 0);
-        return;
+        return -1;
     }
     int64_t behind = kz_settle_backlog_ms(t);
     if (behind > KZ_LEDGER_BUSY_MS) {
-        kz_api_fail(&e, 503, "server_error", "ledger_unavailable", NULL,
+        kz_api_fail(e, 503, "server_error", "ledger_unavailable", NULL,
                     "ledger busy: answers of the last %.1f s are not recorded yet", (double)behind / 1000.0);
-        fn(ud, 0, &e, 1000);
-        return;
+        *retry_after_ms = 1000;
+        return -1;
     }
-    if (explicit_id && duplicate(t, request_id, k->tenant_id, &e)) {
-        fn(ud, 0, &e, 0);
-        return;
+    if (explicit_id && duplicate(t, request_id, k->tenant_id, e)) {
+        return -1;
     }
     snprintf(m->request_id, sizeof m->request_id, "%s", request_id);
     m->tenant_id = k->tenant_id;
@@ -281,19 +277,19 @@ void kz_tenancy_admit(struct kz_tenancy *t, const struct kz_principal *p, const 
         m->have_rl = 1;
         if (!kz_rl_admit(t->rl, m->owners, m->n_owners, est_tokens, m->admitted_ms, &retry, &m->rl)) {
             m->n_owners = 0; /* nothing was counted */
-            kz_api_fail(&e, 429, "requests", "rate_limit_exceeded", NULL,
+            kz_api_fail(e, 429, "requests", "rate_limit_exceeded", NULL,
                         "rate limit reached (this API key: %lld requests and %lld tokens per minute, its tenant: "
                         "%lld and %lld; 0 is none); retry in %.1f s",
                         (long long)k->rpm, (long long)k->tpm, (long long)k->tenant_rpm, (long long)k->tenant_tpm,
                         (double)retry / 1000.0);
-            fn(ud, 0, &e, retry > 0 ? retry : 1);
-            return;
+            *retry_after_ms = retry > 0 ? (long)retry : 1;
+            return -1;
         }
     }
-    if (afford(t, k, max_cost, &e)) {
+    if (afford(t, k, max_cost, e)) {
         rl_undo(m);
-        fn(ud, 0, &e, e.status == 503 ? 1000 : 0);
-        return;
+        *retry_after_ms = e->status == 503 ? 1000 : 0;
+        return -1;
     }
     m->active = 1;
     if (explicit_id) {
@@ -302,7 +298,7 @@ void kz_tenancy_admit(struct kz_tenancy *t, const struct kz_principal *p, const 
             t->running->run_prev = m;
         t->running = m;
     }
-    fn(ud, 1, NULL, 0);
+    return 0;
 }
 
 static void ms_text(char *buf, size_t size, int64_t ms)

@@ -15,8 +15,8 @@
  *   ... routing ...
  *   kz_tenancy_settle   the usage record appended to the settle journal
  *                       (journal.h) and handed to the ledger's batching
- *                       writer; the callback runs once the record is in
- *                       the journal: a complete answer is only acknowledged
+ *                       writer; it returns once the record is in the
+ *                       journal: a complete answer is only acknowledged
  *                       (the last bytes sent) after that, so every answered
  *                       request reaches the ledger, also across a kill, and
  *                       a request whose record cannot be written is
@@ -53,7 +53,7 @@
 struct kz_tenancy; /* opaque */
 
 /* Opens (or creates) the ledger at `db` and starts its writer. Results of
- * worker threads come back through kz_http_server_post on `http`. */
+ * the writer thread come back through kz_http_server_post on `http`. */
 kz_status kz_tenancy_open(const char *db, uv_loop_t *loop, struct kz_http_server *http, struct kz_tenancy **out,
                           struct kz_err *err);
 
@@ -99,27 +99,21 @@ struct kz_meter {
     struct kz_meter *run_prev, *run_next; /* running with a client-chosen id */
 };
 
-/* ok 0: e says why (the status and code to answer) and retry_after_ms when > 0. */
-typedef void (*kz_admit_fn)(void *ud, int ok, const struct kz_api_error *e, long retry_after_ms);
-
 /* Admits one request of `p` for public `model`: scope, rate limits and a
  * hold of max_cost micro-dollars, under request_id (explicit_id: the client
- * chose it, so it is checked against earlier requests). The callback runs
- * before this returns. Open principals are admitted, unmetered. An admitted
- * meter must be settled. */
-void kz_tenancy_admit(struct kz_tenancy *t, const struct kz_principal *p, const char *model, int64_t max_cost,
-                      int64_t est_tokens, const char *request_id, int explicit_id, struct kz_meter *m,
-                      kz_admit_fn fn, void *ud);
+ * chose it, so it is checked against earlier requests). 0: admitted (open
+ * principals unmetered); an admitted meter must be settled. -1: e says why
+ * (the status and code to answer), *retry_after_ms when > 0. */
+int kz_tenancy_admit(struct kz_tenancy *t, const struct kz_principal *p, const char *model, int64_t max_cost,
+                     int64_t est_tokens, const char *request_id, int explicit_id, struct kz_meter *m,
+                     struct kz_api_error *e, long *retry_after_ms);
 
 /* Adds x-ratelimit-* headers for the limits that applied. */
 void kz_tenancy_headers(const struct kz_meter *m, struct kz_http_res *res);
 
-/* rc 0: the record is durable (journaled); else msg says why it is not. */
-typedef void (*kz_settled_fn)(void *ud, kz_status rc, const char *msg);
-
 /* Records the request (u: tokens, cost, status, provider, times; the ids
- * come from the meter) and ends its hold; fn (may be NULL) runs before this
- * returns. A meter that is not active calls fn with 0. */
-void kz_tenancy_settle(struct kz_meter *m, const struct kz_ledger_usage *u, kz_settled_fn fn, void *ud);
+ * come from the meter) and ends its hold. KZ_OK when the record is durable
+ * (journaled) or the meter was not active; else msg (may be NULL) says why. */
+kz_status kz_tenancy_settle(struct kz_meter *m, const struct kz_ledger_usage *u, char *msg, size_t size);
 
 #endif
