@@ -5,7 +5,7 @@ set -euo pipefail
 
 PKGS=(build-essential cmake pkg-config git python3 curl
       libpcre2-dev libutf8proc-dev libjansson-dev libuv1-dev libcurl4-openssl-dev libyaml-dev
-      libsqlite3-dev sqlite3
+      libsqlite3-dev sqlite3 libpq-dev postgresql
       clang libclang-rt-14-dev)
 
 # Node.js runs the client-library tests; install Debian's only where node is

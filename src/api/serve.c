@@ -473,14 +473,17 @@ kz_status kz_serve_run(const struct kz_serve_opts *opts, struct kz_err *err)
     if (!rc)
         rc = kz_http_server_new(&loop, &hc, handler, s, &s->gw.http, err);
     const char *db = opts->db ? opts->db : cfg0->ledger;
+    char shown[1024] = "PATH"; /* the ledger as it may be printed: no password */
+    if (db)
+        kz_ledger_redact(db, shown, sizeof shown);
     if (!rc && db)
-        rc = kz_tenancy_open(db, &loop, s->gw.http, &s->gw.tenancy, err);
+        rc = kz_tenancy_open(db, opts->journal, &loop, s->gw.http, &s->gw.tenancy, err);
     int keys = kz_tenancy_has_keys(s->gw.tenancy);
     if (!rc && !keys && !is_loopback(hc.host) && !opts->insecure)
         rc = kz_err_set(err, KZ_EINVAL,
                         "refusing to serve %s without API keys: anyone who can reach it could use it. Create a key "
                         "('kyozon keys create --db %s --tenant NAME'), bind 127.0.0.1, or pass --insecure",
-                        hc.host, db ? db : "PATH");
+                        hc.host, shown);
     if (!rc)
         rc = kz_http_server_listen(s->gw.http, err);
     if (!rc)
@@ -503,7 +506,7 @@ kz_status kz_serve_run(const struct kz_serve_opts *opts, struct kz_err *err)
                 db ? "" : " (no ledger: --db PATH keeps keys and usage)",
                 is_loopback(hc.host) ? " (loopback only)" : " (--insecure)");
     else
-        fprintf(stderr, "kyozon: API keys required (ledger %s)\n", db);
+        fprintf(stderr, "kyozon: API keys required (ledger %s)\n", shown);
     /* neither keeps the server running: the HTTP server does */
     if (cfg->router.health_interval_ms) {
         uv_timer_start(&s->health_timer, on_health_timer, cfg->router.health_interval_ms,

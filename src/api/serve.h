@@ -33,6 +33,8 @@ struct kz_serve_opts {
     size_t max_body;         /* request body limit (default 4 MiB) */
     unsigned drain_ms;       /* graceful shutdown bound (default 10000) */
     const char *db;          /* ledger (keys, budgets, usage); NULL: the config's `ledger:`, else none */
+    const char *journal;     /* the settle journal (NULL: beside an SQLite ledger; with
+                              * PostgreSQL kyozon-settle.journal in the working directory) */
     int insecure;            /* allow a non-loopback address while no API key exists */
 };
 

@@ -36,7 +36,11 @@ static const char help[] =
     "      --max-body BYTES   request body limit (default 4194304)\n"
     "      --drain-ms MS      how long shutdown waits for requests in flight (default 10000)\n"
     "      --db PATH          the ledger: API keys, budgets, usage (default: the config's\n"
-    "                         'ledger:'; none: no keys, nothing metered). See 'kyozon keys'.\n"
+    "                         'ledger:'; none: no keys, nothing metered). A file is SQLite\n"
+    "                         (one server per file); postgres://USER@HOST/DB is PostgreSQL,\n"
+    "                         which several servers share. See 'kyozon keys'.\n"
+    "      --journal FILE     this server's settle journal (default: beside an SQLite ledger;\n"
+    "                         with PostgreSQL ./kyozon-settle.journal: one per server)\n"
     "      --insecure         serve a non-loopback address although no API key exists\n"
     "  -h, --help             show this help\n";
 
@@ -89,6 +93,10 @@ int kz_cmd_serve(int argc, char **argv)
         } else if (!strcmp(a, "--db")) {
             bad = kz_arg_need("serve", a, v);
             o.db = v;
+            i++;
+        } else if (!strcmp(a, "--journal")) {
+            bad = kz_arg_need("serve", a, v);
+            o.journal = v;
             i++;
         } else if (!strcmp(a, "--insecure")) {
             o.insecure = 1;

@@ -31,7 +31,7 @@ static const char keys_help[] =
     "      --privacy TIER     highest privacy tier it may reach: local, private, external (default)\n"
     "      --admin            may use /admin routes and see every tenant\n"
     "Common options:\n"
-    "      --db PATH          the ledger file (or --config FILE with a 'ledger:' key)\n"
+    "      --db PATH|URL      the ledger: a file, or postgres://... (or --config FILE with a 'ledger:' key)\n"
     "      --json             machine-readable output\n"
     "  -h, --help             show this help\n";
 
@@ -47,7 +47,7 @@ static const char tenants_help[] =
     "tokens per minute over all of the tenant's keys together.\n"
     "\n"
     "Options:\n"
-    "      --db PATH          the ledger file (or --config FILE with a 'ledger:' key)\n"
+    "      --db PATH|URL      the ledger: a file, or postgres://... (or --config FILE with a 'ledger:' key)\n"
     "      --json             machine-readable output\n"
     "  -h, --help             show this help\n";
 
@@ -59,7 +59,7 @@ static const char usage_help[] =
     "\"cost_usd\": X, ...}, or with --by an array of such objects, one per group.\n"
     "\n"
     "Options:\n"
-    "      --db PATH          the ledger file (or --config FILE with a 'ledger:' key)\n"
+    "      --db PATH|URL      the ledger: a file, or postgres://... (or --config FILE with a 'ledger:' key)\n"
     "  -h, --help             show this help\n";
 
 struct opts {
@@ -145,9 +145,12 @@ static struct kz_ledger *open_ledger(const struct opts *o)
         return NULL;
     }
     struct kz_ledger *l = NULL;
-    if (kz_ledger_open(db, NULL, &l, &err) != KZ_OK) /* name the file once */
-        fprintf(stderr, "kyozon %s: %s%s%s\n", o->cmd, strstr(err.msg, db) ? "" : db, strstr(err.msg, db) ? "" : ": ",
-                err.msg);
+    if (kz_ledger_open(db, NULL, &l, &err) != KZ_OK) { /* name the ledger once, never its password */
+        char shown[1024];
+        kz_ledger_redact(db, shown, sizeof shown);
+        int named = strstr(err.msg, shown) != NULL;
+        fprintf(stderr, "kyozon %s: %s%s%s\n", o->cmd, named ? "" : shown, named ? "" : ": ", err.msg);
+    }
     kz_config_free(cfg);
     return l;
 }

@@ -3,6 +3,8 @@
  * and the entry points (the backend stores hashes, never secrets).
  */
 #include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -201,4 +203,58 @@ void kz_keys_list_free(struct kz_keys_info *keys, size_t n)
     for (size_t i = 0; i < n; i++)
         kz_keys_info_free(&keys[i]);
     kz_free(keys);
+}
+
+/* ---- the allowed models as stored: a JSON array of strings ---------------------- */
+
+char *kz_keys_models_json(const struct kz_keys_spec *s)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < s->n_models; i++)
+        if (json_array_append_new(a, json_string(s->models[i])) != 0) {
+            json_decref(a);
+            return NULL;
+        }
+    char *text = a ? json_dumps(a, JSON_COMPACT) : NULL;
+    json_decref(a);
+    return text; /* jansson's allocator: free() */
+}
+
+kz_status kz_keys_models_parse(const char *text, struct kz_keys_info *k, struct kz_err *err)
+{
+    json_error_t je;
+    json_t *a = json_loads(text ? text : "", 0, &je);
+    kz_status rc = KZ_OK;
+    size_t n = json_array_size(a), bytes = 0;
+    if (!json_is_array(a)) {
+        rc = kz_err_set(err, KZ_EPROTO, "ledger: key %lld: stored models are not a JSON array", (long long)k->id);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *m = json_string_value(json_array_get(a, i));
+        if (!m) {
+            rc = kz_err_set(err, KZ_EPROTO, "ledger: key %lld: a stored model is not a string", (long long)k->id);
+            goto out;
+        }
+        bytes += strlen(m) + 1;
+    }
+    if (n == 0)
+        goto out;
+    k->models = kz_malloc(n * sizeof(char *) + bytes);
+    if (!k->models) {
+        rc = kz_err_set(err, KZ_ENOMEM, "reading a key: out of memory");
+        goto out;
+    }
+    char *p = (char *)(k->models + n);
+    for (size_t i = 0; i < n; i++) {
+        const char *m = json_string_value(json_array_get(a, i));
+        size_t len = strlen(m) + 1;
+        memcpy(p, m, len);
+        k->models[i] = p;
+        p += len;
+    }
+    k->n_models = n;
+out:
+    json_decref(a);
+    return rc;
 }

@@ -18,14 +18,18 @@
  * is released by kz_ledger_sweep once older than the reservation TTL; open
  * runs a sweep.
  *
- * Backends: the store is selected by kz_ledger_open's path. SQLite is the one
- * implemented; nothing here exposes its types, so a PostgreSQL backend
- * implements the same functions (ledger/ledger_int.h is the interface).
+ * Backends: the store is selected by kz_ledger_open's path: a file (SQLite,
+ * ledger/sqlite_*.c) or a postgres:// URL (PostgreSQL through libpq,
+ * ledger/pg_*.c, for several nodes sharing keys, budgets and usage). Both
+ * implement ledger/ledger_int.h with the same behaviour and the same
+ * schema versions; nothing here exposes either's types.
  *
  * Threads: every function may be called from any thread on one shared
  * handle, except kz_ledger_close (no call may be running or follow). The
- * calls block on disk I/O (a settle waits for fsync): the server calls them
- * on worker threads, never on the event loop.
+ * calls block on disk or network I/O (a settle waits for fsync, PostgreSQL
+ * for its round trips). The server's request path uses only key lookups and,
+ * with PostgreSQL, reservations (tenancy/tenancy.h); settles run on the
+ * writer thread (ledger/writer.h).
  *
  * Errors: KZ_EINVAL for a bad argument (the message names it), KZ_ENOTFOUND
  * for an absent tenant, key, reservation or record, KZ_ELIMIT when a budget
@@ -89,13 +93,21 @@ struct kz_ledger_opts {
     void *trace_ud;
 };
 
-/* Opens or creates the ledger at `path` (a file name or sqlite://PATH: SQLite; a postgres://
- * URL is KZ_EUNSUPPORTED for now), applies pending schema migrations (each in
+/* Opens or creates the ledger at `path` (a file name or sqlite://PATH:
+ * SQLite; a postgres:// or postgresql:// URL in libpq's form: PostgreSQL,
+ * whose database must exist and let the user create tables), applies pending schema migrations (each in
  * one transaction) and sweeps expired reservations. A database written by a
  * newer kyozon (a higher schema version) is refused with KZ_EUNSUPPORTED.
  * opts may be NULL. */
 kz_status kz_ledger_open(const char *path, const struct kz_ledger_opts *opts, struct kz_ledger **out,
                          struct kz_err *err);
+
+/* 1 when `path` names a PostgreSQL database (a postgres:// URL). */
+int kz_ledger_is_postgres(const char *path);
+
+/* `path` as it may be shown (logs, messages): a PostgreSQL URL with any
+ * password replaced by stars (buf: at least strlen(path) + 1 bytes). */
+void kz_ledger_redact(const char *path, char *buf, size_t size);
 
 /* Closes the handle; NULL is a no-op. Stop any writer (ledger/writer.h) first. */
 void kz_ledger_close(struct kz_ledger *l);

@@ -83,6 +83,8 @@ struct kz_ledger {
 /* Backends. */
 kz_status kz_ledger_sqlite_open(const char *path, const struct kz_ledger_opts *opts, struct kz_ledger **out,
                                 struct kz_err *err);
+kz_status kz_ledger_pg_open(const char *url, const struct kz_ledger_opts *opts, struct kz_ledger **out,
+                            struct kz_err *err);
 
 /* ---- shared rules ---------------------------------------------------------- */
 
@@ -114,6 +116,17 @@ kz_status kz_ledger_admit(const struct kz_ledger_hold_state *s, int64_t max_cost
 
 /* *out = a + b, or KZ_ELIMIT naming `what` on int64 overflow. */
 kz_status kz_ledger_add(int64_t a, int64_t b, int64_t *out, const char *what, struct kz_err *err);
+
+/* Makes room for one more element in a growing result array (v holds n of
+ * *cap elements of `size` bytes): returns the array, moved or not, or NULL
+ * when out of memory (v is then still valid). */
+void *kz_ledger_grow(void *v, size_t *cap, size_t n, size_t size);
+
+/* A key's allowed models as stored (a JSON array of strings): the text
+ * (free() it; NULL when out of memory), and back into k->models (one block,
+ * the pointer array then the strings). */
+char *kz_keys_models_json(const struct kz_keys_spec *s);
+kz_status kz_keys_models_parse(const char *text, struct kz_keys_info *k, struct kz_err *err);
 
 /* Validation shared by the public entry points. */
 kz_status kz_ledger_check_request_id(const char *id, struct kz_err *err);

@@ -265,17 +265,6 @@ void kz_sq_conn_close(struct kz_sq_conn *c)
     pthread_mutex_destroy(&c->mu);
 }
 
-void *kz_sq_grow(void *v, size_t *cap, size_t n, size_t size)
-{
-    if (n < *cap)
-        return v;
-    size_t ncap = *cap ? 2 * *cap : 16;
-    void *nv = kz_realloc(v, ncap * size);
-    if (nv)
-        *cap = ncap;
-    return nv;
-}
-
 int kz_sq_bind_id(sqlite3_stmt *st, int col, int64_t id)
 {
     return id ? sqlite3_bind_int64(st, col, id) : sqlite3_bind_null(st, col);

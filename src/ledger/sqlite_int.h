@@ -81,11 +81,6 @@ kz_status kz_sq_exec(struct kz_sq_conn *c, const char *sql, const char *what, st
 kz_status kz_sq_conn_open(struct kz_sq *s, struct kz_sq_conn *c, int index, struct kz_err *err);
 void kz_sq_conn_close(struct kz_sq_conn *c);
 
-/* Makes room for one more element in a growing result array (v holds n of
- * *cap elements of `size` bytes): returns the array, moved or not, or NULL
- * when out of memory (v is then still valid). */
-void *kz_sq_grow(void *v, size_t *cap, size_t n, size_t size);
-
 /* Binds an id, or NULL for 0 (no key). */
 int kz_sq_bind_id(sqlite3_stmt *st, int col, int64_t id);
 /* Copies a text column into buf (truncating at size - 1). */

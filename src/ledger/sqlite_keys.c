@@ -2,7 +2,6 @@
  * SQLite backend: API keys (hash, display prefix and scopes; never the key).
  * The allowed models are kept as a JSON array of strings.
  */
-#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,19 +12,6 @@
     "id, tenant_id, prefix, models, privacy, admin, budget, period, rpm, tpm, reserved, created_ms, expires_ms," \
     " revoked_ms, (SELECT t.rpm FROM tenants t WHERE t.id = tenant_id)," \
     " (SELECT t.tpm FROM tenants t WHERE t.id = tenant_id)"
-
-static char *models_json(const struct kz_keys_spec *s)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; a && i < s->n_models; i++)
-        if (json_array_append_new(a, json_string(s->models[i])) != 0) {
-            json_decref(a);
-            return NULL;
-        }
-    char *text = a ? json_dumps(a, JSON_COMPACT) : NULL;
-    json_decref(a);
-    return text; /* jansson's allocator: free() */
-}
 
 struct insert_ctx {
     const struct kz_keys_spec *s;
@@ -77,7 +63,7 @@ static kz_status insert_in(struct kz_sq_conn *c, void *ud, struct kz_err *err)
 kz_status kz_sq_key_insert(struct kz_ledger *l, const struct kz_keys_spec *s, const uint8_t hash[KZ_SHA256_SIZE],
                            const char *prefix, int64_t now, int64_t *id, struct kz_err *err)
 {
-    char *models = models_json(s);
+    char *models = kz_keys_models_json(s);
     if (!models)
         return kz_err_set(err, KZ_ENOMEM, "storing a key: out of memory");
     struct insert_ctx x = {s, hash, prefix, models, now, 0};
@@ -85,46 +71,6 @@ kz_status kz_sq_key_insert(struct kz_ledger *l, const struct kz_keys_spec *s, co
     free(models);
     if (!rc)
         *id = x.id;
-    return rc;
-}
-
-/* The JSON array into one block: the pointer array, then the strings. */
-static kz_status parse_models(const char *text, struct kz_keys_info *k, struct kz_err *err)
-{
-    json_error_t je;
-    json_t *a = json_loads(text ? text : "", 0, &je);
-    kz_status rc = KZ_OK;
-    size_t n = json_array_size(a), bytes = 0;
-    if (!json_is_array(a)) {
-        rc = kz_err_set(err, KZ_EPROTO, "ledger: key %lld: stored models are not a JSON array", (long long)k->id);
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++) {
-        const char *m = json_string_value(json_array_get(a, i));
-        if (!m) {
-            rc = kz_err_set(err, KZ_EPROTO, "ledger: key %lld: a stored model is not a string", (long long)k->id);
-            goto out;
-        }
-        bytes += strlen(m) + 1;
-    }
-    if (n == 0)
-        goto out;
-    k->models = kz_malloc(n * sizeof(char *) + bytes);
-    if (!k->models) {
-        rc = kz_err_set(err, KZ_ENOMEM, "reading a key: out of memory");
-        goto out;
-    }
-    char *p = (char *)(k->models + n);
-    for (size_t i = 0; i < n; i++) {
-        const char *m = json_string_value(json_array_get(a, i));
-        size_t len = strlen(m) + 1;
-        memcpy(p, m, len);
-        k->models[i] = p;
-        p += len;
-    }
-    k->n_models = n;
-out:
-    json_decref(a);
     return rc;
 }
 
@@ -149,7 +95,7 @@ static kz_status read_key(struct kz_sq_conn *c, sqlite3_stmt *st, int64_t now, s
     k->revoked_ms = sqlite3_column_int64(st, 13);
     k->tenant_rpm = sqlite3_column_int64(st, 14);
     k->tenant_tpm = sqlite3_column_int64(st, 15);
-    kz_status rc = parse_models((const char *)sqlite3_column_text(st, 3), k, err);
+    kz_status rc = kz_keys_models_parse((const char *)sqlite3_column_text(st, 3), k, err);
     if (!rc)
         rc = kz_sq_spent(c, 1, k->id, k->period, now, &k->spent, err);
     if (rc)
@@ -215,7 +161,7 @@ static kz_status list_in(struct kz_sq_conn *c, void *ud, struct kz_err *err)
     if (!rc && x->tenant_id)
         sqlite3_bind_int64(st, 1, x->tenant_id);
     while (!rc && !(rc = kz_sq_row(c, st, &row, "listing keys", err)) && row) {
-        struct kz_keys_info *nv = kz_sq_grow(x->v, &x->cap, x->n, sizeof *nv);
+        struct kz_keys_info *nv = kz_ledger_grow(x->v, &x->cap, x->n, sizeof *nv);
         if (!nv)
             return kz_err_set(err, KZ_ENOMEM, "listing keys: out of memory");
         x->v = nv;

@@ -28,28 +28,35 @@ static kz_status find_usage(struct kz_sq_conn *c, const char *request_id, struct
     return KZ_OK;
 }
 
-/* The reservation must be this request's: settling another request's hold
- * would free money that is still in flight. */
+/* The reservation to end with this record: the one given (it must be this
+ * request's: settling another request's hold would free money that is
+ * still in flight), or else the one under the record's request id, if any
+ * (a record replayed from the server's journal does not know its id). */
 static kz_status take_reservation(struct kz_sq_conn *c, int64_t id, const struct kz_ledger_usage *u,
                                   struct kz_err *err)
 {
+    static const char BY_ID[] = "SELECT id, tenant_id, COALESCE(key_id, 0), request_id = ?1 FROM reservations"
+                                " WHERE id = ?2";
+    static const char BY_REQUEST[] = "SELECT id, tenant_id, COALESCE(key_id, 0), 1 FROM reservations"
+                                     " WHERE request_id = ?1";
     sqlite3_stmt *st;
     int row = 0;
-    kz_status rc =
-        kz_sq_prep(c, "SELECT tenant_id, COALESCE(key_id, 0), request_id FROM reservations WHERE id = ?1", &st, err);
+    kz_status rc = kz_sq_prep(c, id ? BY_ID : BY_REQUEST, &st, err);
     if (rc)
         return rc;
-    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_text(st, 1, u->request_id, -1, SQLITE_STATIC);
+    if (id)
+        sqlite3_bind_int64(st, 2, id);
     if ((rc = kz_sq_row(c, st, &row, "reading a reservation", err)) || !row)
-        return rc; /* swept: the request is charged all the same */
-    const unsigned char *rid = sqlite3_column_text(st, 2);
-    int same = sqlite3_column_int64(st, 0) == u->tenant_id && sqlite3_column_int64(st, 1) == u->key_id && rid &&
-               strcmp((const char *)rid, u->request_id) == 0;
+        return rc; /* swept, or never made: the request is charged all the same */
+    int64_t rid = sqlite3_column_int64(st, 0);
+    int same = sqlite3_column_int64(st, 1) == u->tenant_id && sqlite3_column_int64(st, 2) == u->key_id &&
+               sqlite3_column_int(st, 3) == 1;
     sqlite3_reset(st);
     if (!same)
-        return kz_err_set(err, KZ_EINVAL, "reservation %lld belongs to another request, key or tenant", (long long)id);
+        return kz_err_set(err, KZ_EINVAL, "reservation %lld belongs to another request, key or tenant", (long long)rid);
     int found;
-    return kz_sq_drop_reservation(c, id, &found, err);
+    return kz_sq_drop_reservation(c, rid, &found, err);
 }
 
 /* The key must exist and be the tenant's; its period decides the bucket. */
@@ -137,10 +144,10 @@ static kz_status settle_one(struct kz_sq_conn *c, struct kz_ledger_settle_item *
     if (found) {
         /* A retry: nothing new is charged; its own hold goes back. */
         it->duplicate = 1;
-        return it->reservation ? take_reservation(c, it->reservation, u, err) : KZ_OK;
+        return take_reservation(c, it->reservation, u, err);
     }
     enum kz_ledger_period kp = KZ_PERIOD_TOTAL, tp = KZ_PERIOD_TOTAL;
-    if ((it->reservation && (rc = take_reservation(c, it->reservation, u, err))) ||
+    if ((rc = take_reservation(c, it->reservation, u, err)) ||
         (rc = owner_periods(c, u, &kp, &tp, err)) || (rc = insert_usage(c, u, err)))
         return rc;
     if (u->key_id &&

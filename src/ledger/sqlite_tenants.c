@@ -153,7 +153,7 @@ static kz_status list_in(struct kz_sq_conn *c, void *ud, struct kz_err *err)
     int row = 0;
     kz_status rc = kz_sq_prep(c, "SELECT " TENANT_COLS " FROM tenants ORDER BY id", &st, err);
     while (!rc && !(rc = kz_sq_row(c, st, &row, "listing tenants", err)) && row) {
-        struct kz_ledger_tenant *nv = kz_sq_grow(x->v, &x->cap, x->n, sizeof *nv);
+        struct kz_ledger_tenant *nv = kz_ledger_grow(x->v, &x->cap, x->n, sizeof *nv);
         if (!nv)
             return kz_err_set(err, KZ_ENOMEM, "listing tenants: out of memory");
         x->v = nv;

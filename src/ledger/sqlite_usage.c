@@ -62,7 +62,7 @@ static kz_status query_in(struct kz_sq_conn *c, void *ud, struct kz_err *err)
     sqlite3_bind_int64(st, 2, x->q->since_ms);
     sqlite3_bind_int64(st, 3, x->q->until_ms ? x->q->until_ms : INT64_MAX);
     while (!(rc = kz_sq_row(c, st, &row, "summing usage", err)) && row) {
-        struct kz_ledger_usage_row *nv = kz_sq_grow(x->v, &x->cap, x->n, sizeof *nv);
+        struct kz_ledger_usage_row *nv = kz_ledger_grow(x->v, &x->cap, x->n, sizeof *nv);
         if (!nv)
             return kz_err_set(err, KZ_ENOMEM, "summing usage: out of memory");
         x->v = nv;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "core/alloc.h"
@@ -89,6 +90,15 @@ kz_status kz_journal_open(const char *path, kz_journal_replay_fn fn, void *ud, s
     int fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0)
         return kz_err_set(err, KZ_EIO, "settle journal %s: %s", path, strerror(errno));
+    /* one server per journal: a second one would replay and empty records
+     * the first has not committed yet. The lock goes with the process. */
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(fd);
+        return kz_err_set(err, KZ_EIO, "settle journal %s: %s", path,
+                          e == EWOULDBLOCK ? "in use by another kyozon server (each server needs its own; see --journal)"
+                                           : strerror(e));
+    }
     kz_status rc = replay(fd, fn, ud, skipped, err);
     if (!rc && ftruncate(fd, 0) != 0)
         rc = kz_err_set(err, KZ_EIO, "settle journal %s: %s", path, strerror(errno));

@@ -26,7 +26,8 @@ struct kz_journal; /* opaque */
 
 typedef kz_status (*kz_journal_replay_fn)(void *ud, const struct kz_ledger_usage *u, struct kz_err *err);
 
-/* Opens (creates) the journal at `path`, replays what it holds through fn
+/* Opens (creates) the journal at `path` and locks it (KZ_EIO when another
+ * process holds it), replays what it holds through fn
  * (stopping at the first error, which is returned: nothing is dropped) and
  * empties it. *skipped (may be NULL) gets the number of unreadable lines. */
 kz_status kz_journal_open(const char *path, kz_journal_replay_fn fn, void *ud, struct kz_journal **out,

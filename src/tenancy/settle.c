@@ -22,6 +22,7 @@
 #include "tenancy/tenancy_int.h"
 
 #define RETRY_MS 1000
+#define SWEEP_MS 60000
 
 static void unlink_out(struct kz_tenancy *t, struct kz_outstanding *o)
 {
@@ -38,6 +39,8 @@ static void unlink_out(struct kz_tenancy *t, struct kz_outstanding *o)
 
 static void hold_pending(struct kz_tenancy *t, const struct kz_ledger_usage *u, int64_t delta)
 {
+    if (t->shared)
+        return; /* the reservation in the database holds until the commit */
     struct kz_hold *hk = u->key_id ? kz_hold_get(t, 'k', u->key_id) : NULL, *ht = kz_hold_get(t, 't', u->tenant_id);
     if (hk)
         hk->pending += delta;
@@ -64,12 +67,21 @@ static void committed_on_loop(void *arg)
                 (long long)o->u.output_tokens, (long long)o->u.cost);
         hold_pending(t, &o->u, -o->u.cost);
     } else if (o->rc) {
+        if (!t->commit_failing) { /* once per outage, not once per record */
+            t->commit_failing = 1;
+            fprintf(stderr, "kyozon: the ledger cannot commit usage records (%s); retrying every second\n", o->msg);
+        }
         if (!uv_is_active((uv_handle_t *)t->retry_timer))
             uv_timer_start(t->retry_timer, on_retry, RETRY_MS, 0);
         return;
     }
-    if (!o->rc)
+    if (!o->rc) {
         hold_pending(t, &o->u, -o->u.cost);
+        if (t->commit_failing) {
+            t->commit_failing = 0;
+            fprintf(stderr, "kyozon: the ledger commits again\n");
+        }
+    }
     unlink_out(t, o);
     kz_free(o);
     if (!t->out_head)
@@ -85,6 +97,8 @@ static void on_written(void *ud, kz_status rc, const struct kz_err *err, const s
     (void)duplicate; /* already in the ledger (a replay): recorded once, which is what counts */
     struct kz_outstanding *o = ud;
     o->rc = rc;
+    if (rc)
+        snprintf(o->msg, sizeof o->msg, "%.150s", err && err->msg[0] ? err->msg : "no message");
     /* when the server is gone, the record stays outstanding and in the
      * journal; the next start settles it again */
     (void)kz_http_server_post(o->t->http, committed_on_loop, o);
@@ -94,7 +108,7 @@ static void submit(struct kz_outstanding *o)
 {
     struct kz_err err = {{0}};
     o->in_writer = 1;
-    if (kz_ledger_writer_submit(o->t->writer, 0, &o->u, on_written, o, &err) != KZ_OK) {
+    if (kz_ledger_writer_submit(o->t->writer, o->reservation, &o->u, on_written, o, &err) != KZ_OK) {
         o->in_writer = 0; /* the queue is full: try again shortly */
         if (!uv_is_active((uv_handle_t *)o->t->retry_timer))
             uv_timer_start(o->t->retry_timer, on_retry, RETRY_MS, 0);
@@ -114,26 +128,53 @@ static kz_status replay_one(void *ud, const struct kz_ledger_usage *u, struct kz
     return kz_ledger_settle(ud, 0, u, NULL, NULL, err);
 }
 
-kz_status kz_settle_open(struct kz_tenancy *t, const char *db, struct kz_err *err)
+/* Shared ledger: reservations of servers that died (or lost a request
+ * between admission and settlement) are released once they expire. */
+static void on_sweep(uv_timer_t *h)
+{
+    struct kz_tenancy *t = h->data;
+    int64_t released = 0;
+    struct kz_err err = {{0}};
+    if (kz_ledger_sweep(t->ledger, &released, &err) != KZ_OK)
+        fprintf(stderr, "kyozon: sweeping expired reservations: %s\n", err.msg);
+    else if (released)
+        fprintf(stderr, "kyozon: released %lld expired reservations\n", (long long)released);
+}
+
+static uv_timer_t *new_timer(struct kz_tenancy *t)
+{
+    /* its own allocation: a closing handle must outlive the tenancy until
+     * the loop has finished closing it */
+    uv_timer_t *h = kz_malloc(sizeof *h);
+    if (h) {
+        uv_timer_init(t->loop, h);
+        h->data = t;
+        uv_unref((uv_handle_t *)h);
+    }
+    return h;
+}
+
+kz_status kz_settle_open(struct kz_tenancy *t, const char *db, const char *journal, struct kz_err *err)
 {
     char path[4200];
     if (strncmp(db, "sqlite://", 9) == 0)
         db += 9;
-    snprintf(path, sizeof path, "%s-kzsettle", db);
+    if (journal)
+        snprintf(path, sizeof path, "%s", journal);
+    else if (t->shared)
+        snprintf(path, sizeof path, "kyozon-settle.journal");
+    else
+        snprintf(path, sizeof path, "%s-kzsettle", db);
     long skipped = 0;
     kz_status rc = kz_journal_open(path, replay_one, t->ledger, &t->journal, &skipped, err);
     if (rc)
         return rc;
     if (skipped)
         fprintf(stderr, "kyozon: %ld unreadable lines in the settle journal %s were skipped\n", skipped, path);
-    /* its own allocation: a closing handle must outlive the tenancy until
-     * the loop has finished closing it */
-    t->retry_timer = kz_malloc(sizeof *t->retry_timer);
-    if (!t->retry_timer)
+    if (!(t->retry_timer = new_timer(t)) || (t->shared && !(t->sweep_timer = new_timer(t))))
         return kz_err_set(err, KZ_ENOMEM, "out of memory");
-    uv_timer_init(t->loop, t->retry_timer);
-    t->retry_timer->data = t;
-    uv_unref((uv_handle_t *)t->retry_timer);
+    if (t->sweep_timer)
+        uv_timer_start(t->sweep_timer, on_sweep, SWEEP_MS, SWEEP_MS);
     return KZ_OK;
 }
 
@@ -143,16 +184,26 @@ void kz_settle_close(struct kz_tenancy *t)
 {
     /* the writer was stopped: nothing refers to these any more. What was not
      * committed is still in the journal, which is left as it is. */
+    size_t left = 0; /* the writer's last batches did commit: their posts just never ran */
+    for (const struct kz_outstanding *o = t->out_head; o; o = o->next)
+        left += !o->in_writer || o->rc;
+    if (left)
+        fprintf(stderr,
+                "kyozon: %zu answered requests are not in the ledger yet: they stay in the settle journal and are "
+                "recorded at the next start\n",
+                left);
     while (t->out_head) {
         struct kz_outstanding *o = t->out_head;
         unlink_out(t, o);
         kz_free(o);
     }
-    if (t->retry_timer) {
-        uv_timer_stop(t->retry_timer);
-        uv_close((uv_handle_t *)t->retry_timer, free_handle);
-        t->retry_timer = NULL;
-    }
+    uv_timer_t **timers[2] = {&t->retry_timer, &t->sweep_timer};
+    for (int i = 0; i < 2; i++)
+        if (*timers[i]) {
+            uv_timer_stop(*timers[i]);
+            uv_close((uv_handle_t *)*timers[i], free_handle);
+            *timers[i] = NULL;
+        }
     kz_journal_close(t->journal);
 }
 
@@ -204,19 +255,25 @@ kz_status kz_tenancy_settle(struct kz_meter *m, const struct kz_ledger_usage *u0
         if (!rc)
             rc = kz_journal_append(t->journal, u, &err);
     }
-    /* the reservation is over either way */
-    struct kz_hold *hk = kz_hold_get(t, 'k', m->key_id), *ht = kz_hold_get(t, 't', m->tenant_id);
+    /* the in-memory reservation is over either way (a database one ends
+     * with the commit, or expires) */
+    struct kz_hold *hk = t->shared ? NULL : kz_hold_get(t, 'k', m->key_id);
+    struct kz_hold *ht = t->shared ? NULL : kz_hold_get(t, 't', m->tenant_id);
     if (hk)
         hk->reserved -= m->max_cost;
     if (ht)
         ht->reserved -= m->max_cost;
     if (rc) {
         kz_free(o);
+        struct kz_err ignored = {{0}};
+        if (m->reservation) /* nothing will settle it: no answer goes out */
+            (void)kz_ledger_release(t->ledger, m->reservation, &ignored);
         if (msg)
             snprintf(msg, size, "%s", err.msg);
         return rc;
     }
     o->t = t;
+    o->reservation = m->reservation;
     o->journaled_ms = o->u.finished_ms;
     o->prev = t->out_tail;
     if (t->out_tail)

@@ -37,8 +37,8 @@ struct kz_hold *kz_hold_get(struct kz_tenancy *t, char kind, int64_t id)
     return x;
 }
 
-kz_status kz_tenancy_open(const char *db, uv_loop_t *loop, struct kz_http_server *http, struct kz_tenancy **out,
-                          struct kz_err *err)
+kz_status kz_tenancy_open(const char *db, const char *journal, uv_loop_t *loop, struct kz_http_server *http,
+                          struct kz_tenancy **out, struct kz_err *err)
 {
     struct kz_tenancy *t = kz_calloc(1, sizeof *t);
     if (!t || kz_rl_new(&t->rl)) {
@@ -47,10 +47,11 @@ kz_status kz_tenancy_open(const char *db, uv_loop_t *loop, struct kz_http_server
     }
     t->loop = loop;
     t->http = http;
+    t->shared = kz_ledger_is_postgres(db);
     struct kz_ledger_opts lo = {.busy_timeout_ms = KZ_LEDGER_BUSY_MS};
     kz_status rc = kz_ledger_open(db, &lo, &t->ledger, err);
     if (!rc) /* before serving: what the last run answered but did not commit */
-        rc = kz_settle_open(t, db, err);
+        rc = kz_settle_open(t, db, journal, err);
     if (!rc)
         rc = kz_ledger_writer_start(t->ledger, &(struct kz_ledger_writer_opts){.linger_ms = 10}, &t->writer, err);
     if (rc) {
@@ -236,6 +237,39 @@ static int afford(struct kz_tenancy *t, const struct kz_keys_info *k, int64_t co
     return 0;
 }
 
+/* Shared ledger: the hold is a reservation in the database, decided there
+ * against what every server has spent and holds. 0 admitted, else e says
+ * why. */
+static int reserve_shared(struct kz_tenancy *t, const struct kz_keys_info *k, struct kz_meter *m,
+                          struct kz_api_error *e)
+{
+    enum kz_ledger_deny deny = KZ_DENY_NONE;
+    struct kz_err err = {{0}};
+    kz_status rc = kz_ledger_reserve(t->ledger, k->id, k->tenant_id, m->max_cost, m->request_id, &m->reservation,
+                                     &deny, &err);
+    switch (rc) {
+    case KZ_OK:
+        return 0;
+    case KZ_ELIMIT:
+        if (deny == KZ_DENY_CREDIT)
+            kz_api_fail(e, 402, "insufficient_quota", "insufficient_credit", NULL, "%s", err.msg);
+        else
+            kz_api_fail(e, 402, "insufficient_quota", "budget_exhausted", NULL, "%s (the request may cost %lld)",
+                        err.msg, (long long)m->max_cost);
+        return -1;
+    case KZ_ENOTFOUND: /* revoked or expired since the lookup */
+        kz_api_fail(e, 401, "invalid_request_error", "invalid_api_key", NULL, "%s", err.msg);
+        return -1;
+    case KZ_EINVAL: /* the request id: another server runs or ran it */
+        kz_api_fail(e, 409, "invalid_request_error", "duplicate_request", NULL, "%s; it is not run or billed again",
+                    err.msg);
+        return -1;
+    default:
+        kz_api_fail(e, 503, "server_error", "ledger_unavailable", NULL, "%s", err.msg);
+        return -1;
+    }
+}
+
 int kz_tenancy_admit(struct kz_tenancy *t, const struct kz_principal *p, const char *model, int64_t max_cost,
                      int64_t est_tokens, const char *request_id, int explicit_id, struct kz_meter *m,
                      struct kz_api_error *e, long *retry_after_ms)
@@ -286,7 +320,7 @@ int kz_tenancy_admit(struct kz_tenancy *t, const struct kz_principal *p, const c
             return -1;
         }
     }
-    if (afford(t, k, max_cost, e)) {
+    if (t->shared ? reserve_shared(t, k, m, e) : afford(t, k, max_cost, e)) {
         rl_undo(m);
         *retry_after_ms = e->status == 503 ? 1000 : 0;
         return -1;

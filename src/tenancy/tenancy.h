@@ -22,11 +22,23 @@
  *                       a request whose record cannot be written is
  *                       answered 503 instead.
  *
- * Everything on the request path runs on the loop thread without waiting:
- * two indexed reads of a WAL snapshot (SQLite never makes a reader wait for
- * a writer) and one append. Commits happen on the writer thread behind the
- * answers; when they fall more than 5 s behind (a locked or full database),
- * new requests get 503 until the ledger catches up.
+ * Everything on the request path runs on the loop thread. With SQLite it
+ * does not wait: two indexed reads of a WAL snapshot (SQLite never makes a
+ * reader wait for a writer) and one append. Commits happen on the writer
+ * thread behind the answers; when they fall more than 5 s behind (a locked
+ * or full database), new requests get 503 until the ledger catches up.
+ *
+ * Shared ledger (PostgreSQL): several servers spend the same budgets, so
+ * what one process holds in memory is not enough. Admission then reserves
+ * the maximum cost in the database (kz_ledger_reserve: one transaction that
+ * locks the tenant's row), and the settle that commits the record ends that
+ * reservation in the same transaction. The key lookup and the reservation
+ * are round trips to the database made on the loop: on loopback ~0.1 ms
+ * each; a database further away adds its round trips to every metered
+ * request. While PostgreSQL is unreachable, metered requests get 503 at
+ * once, and the connections come back by themselves when it does. Rate
+ * limits stay per process. Expired reservations of servers that died are
+ * swept every minute.
  *
  * Open mode: while no API key exists in the ledger (or there is no ledger),
  * requests need none and are not metered; the server then only binds
@@ -52,10 +64,13 @@
 
 struct kz_tenancy; /* opaque */
 
-/* Opens (or creates) the ledger at `db` and starts its writer. Results of
- * the writer thread come back through kz_http_server_post on `http`. */
-kz_status kz_tenancy_open(const char *db, uv_loop_t *loop, struct kz_http_server *http, struct kz_tenancy **out,
-                          struct kz_err *err);
+/* Opens (or creates) the ledger at `db` and starts its writer. `journal`
+ * is this server's settle journal (NULL: "DB-kzsettle" beside an SQLite
+ * file; with PostgreSQL, "kyozon-settle.journal" in the working directory).
+ * Results of the writer thread come back through kz_http_server_post on
+ * `http`. */
+kz_status kz_tenancy_open(const char *db, const char *journal, uv_loop_t *loop, struct kz_http_server *http,
+                          struct kz_tenancy **out, struct kz_err *err);
 
 /* Waits for every queued record to commit, then closes. NULL is a no-op. */
 void kz_tenancy_close(struct kz_tenancy *t);
@@ -97,6 +112,7 @@ struct kz_meter {
     struct kz_rl_state rl;         /* for the x-ratelimit-* headers */
     int have_rl;
     struct kz_meter *run_prev, *run_next; /* running with a client-chosen id */
+    int64_t reservation;           /* shared ledger: the database's hold (0: held in memory) */
 };
 
 /* Admits one request of `p` for public `model`: scope, rate limits and a

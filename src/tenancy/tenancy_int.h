@@ -28,8 +28,10 @@ struct kz_hold {
 struct kz_outstanding {
     struct kz_tenancy *t;
     struct kz_ledger_usage u;
+    int64_t reservation;      /* shared ledger: ended by the same commit */
     int64_t journaled_ms;
     kz_status rc;             /* set on the writer thread, read on the loop after the post */
+    char msg[160];            /* why it failed, likewise */
     int in_writer;            /* submitted and not yet answered */
     struct kz_outstanding *prev, *next;
 };
@@ -44,6 +46,9 @@ struct kz_tenancy {
     struct kz_journal *journal;
     struct kz_rl *rl;
     int has_keys;                       /* sticky: keys are never deleted */
+    int shared;                         /* PostgreSQL: holds are reservations in the database */
+    int commit_failing;                 /* said so on stderr; said again when it ends */
+    uv_timer_t *sweep_timer;            /* shared: releases reservations of dead servers (own allocation) */
     struct kz_hold *holds[KZ_HOLD_BUCKETS];
     struct kz_outstanding *out_head, *out_tail;
     size_t n_out;
@@ -55,7 +60,7 @@ int64_t kz_tenancy_wall_ms(void);
 struct kz_hold *kz_hold_get(struct kz_tenancy *t, char kind, int64_t id); /* NULL only when out of memory */
 
 /* settle.c */
-kz_status kz_settle_open(struct kz_tenancy *t, const char *db, struct kz_err *err);
+kz_status kz_settle_open(struct kz_tenancy *t, const char *db, const char *journal, struct kz_err *err);
 void kz_settle_close(struct kz_tenancy *t);
 /* Milliseconds the oldest unrecorded answer has waited (0: none). */
 int64_t kz_settle_backlog_ms(const struct kz_tenancy *t);

@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
-#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -139,19 +138,6 @@ static int run_child(const char *path, int iteration, int64_t tenant, int64_t ke
     return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL ? 0 : (WIFEXITED(status) ? WEXITSTATUS(status) : -2);
 }
 
-static int64_t raw_count(const char *path, const char *sql)
-{
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    int64_t v = -1;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
-}
-
 static void kill_and_recover(void)
 {
     char path[512];
@@ -207,7 +193,7 @@ static void kill_and_recover(void)
         T_EQ_INT(t.reserved, 0);
         tl_check(l); /* integrity, counters, balance = credits - usage */
         kz_ledger_close(l);
-        T_EQ_INT(raw_count(path, "SELECT COUNT(*) - COUNT(DISTINCT request_id) FROM usage"), 0);
+        T_EQ_INT(tl_int(path, "SELECT COUNT(*) - COUNT(DISTINCT request_id) FROM usage"), 0);
     }
     T_OK(reported_total >= ITERATIONS, "the children confirmed %lld settles in all", (long long)reported_total);
     T_OK(swept_total > 0, "the sweep released %lld reservations of dead children", (long long)swept_total);

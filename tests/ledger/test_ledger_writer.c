@@ -5,7 +5,6 @@
  * same request twice in one batch is recorded once.
  */
 #include <pthread.h>
-#include <sqlite3.h>
 #include <string.h>
 
 #include "ledger/writer.h"
@@ -38,27 +37,22 @@ static void on_settled(void *ud, kz_status rc, const struct kz_err *err, const s
     pthread_mutex_unlock(&o->mu);
 }
 
-/* Counts COMMITs on the write connection. */
+/* Counts COMMITs on the write connection (SQLite), on any (PostgreSQL). */
 static void count_commit(void *ud, int conn, const char *sql)
 {
-    if (conn == 0 && strcmp(sql, "COMMIT") == 0)
+    if ((conn == 0 || tl_pg()) && strcmp(sql, "COMMIT") == 0)
         __atomic_fetch_add((int *)ud, 1, __ATOMIC_SEQ_CST);
 }
 
-/* Another process's write lock, to make the writer wait. */
-static sqlite3 *lock_db(const char *path)
+/* Another process's lock, to make the writer wait. */
+static struct tl_holder *lock_db(const char *path)
 {
-    sqlite3 *db = NULL;
-    T_EQ_INT(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    T_EQ_INT(sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
-    return db;
+    static struct tl_holder h;
+    T_EQ_INT(tl_hold(&h, path), 0);
+    return &h;
 }
 
-static void unlock_db(sqlite3 *db)
-{
-    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-    sqlite3_close(db);
-}
+static void unlock_db(struct tl_holder *h) { tl_unhold(h); }
 
 static int64_t usage_count(struct kz_ledger *l, int64_t tenant)
 {
@@ -139,7 +133,7 @@ static void batching(void)
     outcome_init(&out);
 
     /* Held back: everything queues, then goes in max_batch-sized groups. */
-    sqlite3 *other = lock_db(path);
+    struct tl_holder *other = lock_db(path);
     int before = __atomic_load_n(&commits, __ATOMIC_SEQ_CST);
     for (int i = 0; i < N_BATCHED; i++) {
         struct kz_ledger_usage u;
@@ -194,7 +188,7 @@ static void full_queue(void)
     tl_usage(&u, "bad", t, 0, "", 1, TL_T0);
     T_EQ_INT(kz_ledger_writer_submit(w, 0, &u, on_settled, &out, &err), KZ_EINVAL); /* checked at submit */
 
-    sqlite3 *other = lock_db(path);
+    struct tl_holder *other = lock_db(path);
     int accepted = 0;
     kz_status rc = KZ_OK;
     for (int i = 0; i < 100 && rc == KZ_OK; i++) {
@@ -266,7 +260,7 @@ static void failures(void)
 
     /* Held past the busy timeout: both records fail, loudly, and their
      * reservations stay open (money still held, nothing unbilled). */
-    sqlite3 *other = lock_db(f.path);
+    struct tl_holder *other = lock_db(f.path);
     T_EQ_INT(kz_ledger_writer_submit(f.w, r1, &u1, on_settled, &f.out, &err), KZ_OK);
     T_EQ_INT(kz_ledger_writer_submit(f.w, r2, &u2, on_settled, &f.out, &err), KZ_OK);
     kz_ledger_writer_flush(f.w);

@@ -2,6 +2,11 @@
  * Helpers for the ledger tests: fresh database paths, a movable clock,
  * tenants, keys and usage records in one call. Header-only (static inline)
  * so that every test program stays one file.
+ *
+ * Backends: each ledger test program runs twice (CMakeLists.txt), on SQLite
+ * and, with KZ_TEST_LEDGER=pg in its environment, on PostgreSQL (a private
+ * server, tpg.h): tl_fresh then gives a fresh database's URL, and tl_int
+ * reads either kind.
  */
 #ifndef KZ_TEST_TLEDGER_H
 #define KZ_TEST_TLEDGER_H
@@ -9,12 +14,16 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <libpq-fe.h>
+#include <sqlite3.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "core/alloc.h"
 #include "ledger/keys.h"
 #include "ledger/ledger.h"
 #include "t.h"
+#include "tpg.h"
 
 /* 2024-03-31 12:00:00 UTC: a month end, so +1 day crosses into April. */
 #define TL_T0 INT64_C(1711886400000)
@@ -41,8 +50,18 @@ static inline double tl_mono_ms(void)
 
 /* A database path in the test's directory, with no database, WAL or shm
  * file left from an earlier run. Static buffer: copy it to keep it. */
+static inline int tl_pg(void)
+{
+    const char *b = getenv("KZ_TEST_LEDGER");
+    return b && strcmp(b, "pg") == 0;
+}
+
 static inline const char *tl_fresh(const char *name)
 {
+    if (tl_pg()) {
+        const char *url = tpg_db(name);
+        return url ? url : "postgres://kz@127.0.0.1:1/unavailable";
+    }
     static char path[512];
     char side[560];
     snprintf(path, sizeof path, "%s/%s.db", t_tmpdir(), name);
@@ -52,6 +71,60 @@ static inline const char *tl_fresh(const char *name)
     snprintf(side, sizeof side, "%s-shm", path);
     unlink(side);
     return path;
+}
+
+/* The first column of a query's first row on the ledger at `path`, as an
+ * integer; -1 when there is none or the query fails. */
+static inline int64_t tl_int(const char *path, const char *sql)
+{
+    if (kz_ledger_is_postgres(path))
+        return tpg_int(path, sql);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW &&
+        sqlite3_column_type(st, 0) != SQLITE_NULL)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+/* Another connection holding a lock every reservation needs: SQLite's
+ * whole-database write lock, or in PostgreSQL every tenant row (plain reads
+ * go on either way). */
+struct tl_holder {
+    sqlite3 *sq;
+    PGconn *pg;
+};
+
+static inline int tl_hold(struct tl_holder *h, const char *path)
+{
+    memset(h, 0, sizeof *h);
+    if (kz_ledger_is_postgres(path)) {
+        h->pg = PQconnectdb(path);
+        PGresult *r = PQexec(h->pg, "BEGIN; SELECT id FROM tenants FOR UPDATE");
+        int ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+        PQclear(r);
+        return ok ? 0 : -1;
+    }
+    if (sqlite3_open_v2(path, &h->sq, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK)
+        return -1;
+    return sqlite3_exec(h->sq, "BEGIN EXCLUSIVE", NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+}
+
+static inline void tl_unhold(struct tl_holder *h)
+{
+    if (h->pg) {
+        PQclear(PQexec(h->pg, "COMMIT"));
+        PQfinish(h->pg);
+    }
+    if (h->sq) {
+        sqlite3_exec(h->sq, "COMMIT", NULL, NULL, NULL);
+        sqlite3_close(h->sq);
+    }
+    memset(h, 0, sizeof *h);
 }
 
 static inline struct kz_ledger *tl_open(const char *path, const struct kz_ledger_opts *o)
