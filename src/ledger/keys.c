@@ -104,8 +104,10 @@ kz_status kz_keys_create(struct kz_ledger *l, const struct kz_keys_spec *spec, c
     memcpy(prefix, text, KZ_KEYS_PREFIX_LEN);
     prefix[KZ_KEYS_PREFIX_LEN] = '\0';
     rc = l->ops->key_insert(l, spec, hash, prefix, kz_ledger_now(l), id, err);
-    if (!rc)
+    if (!rc) {
         memcpy(secret, text, KZ_KEYS_SECRET_SIZE);
+        kz_ledger_bump(l);
+    }
     /* The only other copies of the secret: gone before returning. */
     explicit_bzero(raw, sizeof raw);
     explicit_bzero(text, sizeof text);
@@ -138,6 +140,38 @@ kz_status kz_keys_lookup(struct kz_ledger *l, const char *presented, struct kz_k
     return KZ_OK;
 }
 
+int kz_keys_digest(const char *presented, uint8_t hash[KZ_SHA256_SIZE])
+{
+    if (!presented || !well_formed(presented))
+        return 0;
+    kz_sha256(presented, KZ_KEYS_SECRET_LEN, hash);
+    return 1;
+}
+
+kz_status kz_keys_info_copy(struct kz_keys_info *dst, const struct kz_keys_info *src)
+{
+    *dst = *src;
+    dst->models = NULL;
+    if (!src->n_models)
+        return KZ_OK;
+    size_t bytes = src->n_models * sizeof(char *);
+    for (size_t i = 0; i < src->n_models; i++)
+        bytes += strlen(src->models[i]) + 1;
+    dst->models = kz_malloc(bytes);
+    if (!dst->models) {
+        dst->n_models = 0;
+        return KZ_ENOMEM;
+    }
+    char *p = (char *)(dst->models + src->n_models);
+    for (size_t i = 0; i < src->n_models; i++) {
+        size_t len = strlen(src->models[i]) + 1;
+        memcpy(p, src->models[i], len);
+        dst->models[i] = p;
+        p += len;
+    }
+    return KZ_OK;
+}
+
 kz_status kz_keys_get(struct kz_ledger *l, int64_t id, struct kz_keys_info *out, struct kz_err *err)
 {
     if (!l || !out || id <= 0)
@@ -150,7 +184,9 @@ kz_status kz_keys_revoke(struct kz_ledger *l, int64_t id, struct kz_err *err)
 {
     if (!l || id <= 0)
         return kz_err_set(err, KZ_EINVAL, "key revoke: no ledger or a key id <= 0");
-    return l->ops->key_revoke(l, id, kz_ledger_now(l), err);
+    kz_status rc = l->ops->key_revoke(l, id, kz_ledger_now(l), err);
+    kz_ledger_bump(l); /* also on failure: bumping too often is harmless */
+    return rc;
 }
 
 static kz_status list_keys(struct kz_ledger *l, int64_t tenant_id, struct kz_keys_info **out, size_t *n,

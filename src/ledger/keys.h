@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/sha256.h"
 #include "core/status.h"
 #include "ledger/ledger.h"
 #include "router/config.h" /* enum kz_privacy */
@@ -94,6 +95,13 @@ kz_status kz_keys_list_all(struct kz_ledger *l, struct kz_keys_info **out, size_
 
 /* 1 when `model` is allowed by the key's scope. */
 int kz_keys_allows_model(const struct kz_keys_info *k, const char *model);
+
+/* 1 and the SHA-256 a key is stored under when `presented` has the shape
+ * of a key; 0 when it cannot be one. */
+int kz_keys_digest(const char *presented, uint8_t hash[KZ_SHA256_SIZE]);
+
+/* A deep copy (the models too); KZ_ENOMEM leaves dst without models. */
+kz_status kz_keys_info_copy(struct kz_keys_info *dst, const struct kz_keys_info *src);
 
 void kz_keys_info_free(struct kz_keys_info *k);            /* frees the models; NULL is a no-op */
 void kz_keys_list_free(struct kz_keys_info *keys, size_t n);

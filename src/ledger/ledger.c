@@ -2,8 +2,12 @@
  * Opening and closing a ledger: options with their defaults, the choice of
  * backend by path, and the self-check.
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/alloc.h"
 
@@ -13,6 +17,36 @@
 #define DEFAULT_RESERVATION_TTL_MS INT64_C(900000)
 #define DEFAULT_READERS 4
 #define MAX_READERS 64
+
+/* PATH-kzepoch: 8 bytes, shared by every process using the ledger on this
+ * machine through a MAP_SHARED mapping, so a bump is one atomic add and a
+ * read one load. NULL when it cannot be made (the cache then stays off). */
+static uint64_t *map_epoch(const char *path)
+{
+    char name[4200];
+    snprintf(name, sizeof name, "%s-kzepoch", path);
+    int fd = open(name, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return NULL;
+    struct stat st;
+    void *p = MAP_FAILED;
+    if (fstat(fd, &st) == 0 && (st.st_size >= 8 || ftruncate(fd, 8) == 0))
+        p = mmap(NULL, 8, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+uint64_t kz_ledger_epoch(const struct kz_ledger *l)
+{
+    /* never 0 while there is one: 0 means "no cache" */
+    return l && l->epoch ? __atomic_load_n(l->epoch, __ATOMIC_ACQUIRE) | (UINT64_C(1) << 63) : 0;
+}
+
+void kz_ledger_bump(struct kz_ledger *l)
+{
+    if (l && l->epoch)
+        __atomic_add_fetch(l->epoch, 1, __ATOMIC_RELEASE);
+}
 
 kz_status kz_ledger_open(const char *path, const struct kz_ledger_opts *opts, struct kz_ledger **out,
                          struct kz_err *err)
@@ -42,6 +76,8 @@ kz_status kz_ledger_open(const char *path, const struct kz_ledger_opts *opts, st
         if (!path[0])
             return kz_err_set(err, KZ_EINVAL, "ledger: sqlite:// needs a file path");
         rc = kz_ledger_sqlite_open(path, &o, out, err);
+        if (!rc)
+            (*out)->epoch = map_epoch(path);
     }
     if (rc)
         return rc;
@@ -80,8 +116,11 @@ void kz_ledger_redact(const char *path, char *buf, size_t size)
 
 void kz_ledger_close(struct kz_ledger *l)
 {
-    if (l)
-        l->ops->close(l);
+    if (!l)
+        return;
+    if (l->epoch)
+        munmap(l->epoch, 8);
+    l->ops->close(l);
 }
 
 kz_status kz_ledger_check(struct kz_ledger *l, struct kz_err *err)

@@ -71,6 +71,9 @@ enum kz_ledger_period {
 
 /* "total", "day", "month". */
 const char *kz_ledger_period_name(enum kz_ledger_period p);
+/* Start (Unix ms, UTC) of the period containing `ms`; 0 for KZ_PERIOD_TOTAL. */
+int64_t kz_ledger_period_start(enum kz_ledger_period p, int64_t ms);
+
 /* Parses one of the names; KZ_EINVAL naming the text otherwise. */
 kz_status kz_ledger_period_parse(const char *s, enum kz_ledger_period *out, struct kz_err *err);
 
@@ -111,6 +114,15 @@ void kz_ledger_redact(const char *path, char *buf, size_t size);
 
 /* Closes the handle; NULL is a no-op. Stop any writer (ledger/writer.h) first. */
 void kz_ledger_close(struct kz_ledger *l);
+
+/* A number that changes whenever a tenant, a key, a credit or a budget
+ * changes, made by any process on this machine through this library: a
+ * cache of keys and tenants is valid while it stays the same. SQLite: a
+ * counter in the file PATH-kzepoch, mapped into memory (reading it costs no
+ * system call). 0, always, when there is none (PostgreSQL, whose servers
+ * may sit on other machines; or the file could not be made): then nothing
+ * may be cached. */
+uint64_t kz_ledger_epoch(const struct kz_ledger *l);
 
 /* The schema version this build writes (and the newest it opens). */
 int kz_ledger_schema_version(void);

@@ -78,7 +78,11 @@ struct kz_ledger_ops {
 struct kz_ledger {
     const struct kz_ledger_ops *ops;
     struct kz_ledger_opts opts;  /* defaults filled in */
+    uint64_t *epoch;             /* the change counter, mapped from PATH-kzepoch (NULL: none) */
 };
+
+/* After a change to tenants, keys, credit or budgets has committed. */
+void kz_ledger_bump(struct kz_ledger *l);
 
 /* Backends. */
 kz_status kz_ledger_sqlite_open(const char *path, const struct kz_ledger_opts *opts, struct kz_ledger **out,
@@ -89,9 +93,6 @@ kz_status kz_ledger_pg_open(const char *url, const struct kz_ledger_opts *opts, 
 /* ---- shared rules ---------------------------------------------------------- */
 
 int64_t kz_ledger_now(const struct kz_ledger *l);
-
-/* Start (Unix ms) of the period containing `ms`; 0 for KZ_PERIOD_TOTAL. */
-int64_t kz_ledger_period_start(enum kz_ledger_period p, int64_t ms);
 
 /* UTC day number (days since 1970-01-01) of a time. */
 int64_t kz_ledger_day(int64_t ms);

@@ -40,7 +40,9 @@ kz_status kz_ledger_tenant_create(struct kz_ledger *l, const struct kz_ledger_te
         return kz_err_set(err, KZ_EINVAL, "tenant budget period: unknown value %d", (int)spec->period);
     if (spec->rpm < 0 || spec->tpm < 0)
         return kz_err_set(err, KZ_EINVAL, "tenant rpm and tpm must be 0 (no limit) or more");
-    return l->ops->tenant_create(l, spec, kz_ledger_now(l), id ? id : &scratch, err);
+    rc = l->ops->tenant_create(l, spec, kz_ledger_now(l), id ? id : &scratch, err);
+    kz_ledger_bump(l);
+    return rc;
 }
 
 kz_status kz_ledger_tenant_get(struct kz_ledger *l, int64_t id, struct kz_ledger_tenant *out, struct kz_err *err)
@@ -79,7 +81,9 @@ kz_status kz_ledger_tenant_credit(struct kz_ledger *l, int64_t id, int64_t amoun
     if (amount == 0 || amount < -KZ_LEDGER_MONEY_MAX || amount > KZ_LEDGER_MONEY_MAX)
         return kz_err_set(err, KZ_EINVAL, "tenant credit: amount must be nonzero and within +-%lld micro-dollars",
                           (long long)KZ_LEDGER_MONEY_MAX);
-    return l->ops->tenant_credit(l, id, amount, balance ? balance : &scratch, err);
+    kz_status rc = l->ops->tenant_credit(l, id, amount, balance ? balance : &scratch, err);
+    kz_ledger_bump(l);
+    return rc;
 }
 
 kz_status kz_ledger_tenant_balance(struct kz_ledger *l, int64_t id, int64_t *balance, struct kz_err *err)

@@ -33,6 +33,7 @@ struct kz_ledger_writer {
     uint64_t submitted;   /* records accepted so far */
     uint64_t finished;    /* records whose callback has returned */
     int stopping;
+    int idle;             /* the thread waits for a first record (not lingering) */
     pthread_mutex_t mu;
     pthread_cond_t wake;     /* records arrived, or stop */
     pthread_cond_t progress; /* `finished` grew */
@@ -62,8 +63,10 @@ static void *run(void *arg)
     struct kz_ledger_writer *w = arg;
     pthread_mutex_lock(&w->mu);
     for (;;) {
+        w->idle = 1;
         while (w->count == 0 && !w->stopping)
             pthread_cond_wait(&w->wake, &w->mu);
+        w->idle = 0;
         if (w->count == 0)
             break; /* stopping and drained */
         if (w->linger_ms > 0 && w->count < w->max_batch && !w->stopping) {
@@ -154,7 +157,11 @@ kz_status kz_ledger_writer_submit(struct kz_ledger_writer *w, int64_t reservatio
         e->ud = ud;
         w->count++;
         w->submitted++;
-        pthread_cond_signal(&w->wake);
+        /* a lingering thread wakes at its deadline anyway: waking it for
+         * every record would cost a futex call here and a context switch
+         * there per request, for nothing */
+        if (w->idle || w->count == w->max_batch)
+            pthread_cond_signal(&w->wake);
     }
     pthread_mutex_unlock(&w->mu);
     return rc;

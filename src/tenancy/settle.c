@@ -37,15 +37,22 @@ static void unlink_out(struct kz_tenancy *t, struct kz_outstanding *o)
     t->n_out--;
 }
 
-static void hold_pending(struct kz_tenancy *t, const struct kz_ledger_usage *u, int64_t delta)
+/* The cost of a journaled record moves into `pending`, and out of it when
+ * the record is committed (or refused), into `committed` when the commit
+ * spent it. */
+static void hold_pending(struct kz_tenancy *t, const struct kz_ledger_usage *u, int64_t delta, int spent)
 {
     if (t->shared)
         return; /* the reservation in the database holds until the commit */
     struct kz_hold *hk = u->key_id ? kz_hold_get(t, 'k', u->key_id) : NULL, *ht = kz_hold_get(t, 't', u->tenant_id);
-    if (hk)
+    if (hk) {
         hk->pending += delta;
-    if (ht)
+        hk->committed += spent ? -delta : 0;
+    }
+    if (ht) {
         ht->pending += delta;
+        ht->committed += spent ? -delta : 0;
+    }
 }
 
 static void submit(struct kz_outstanding *o);
@@ -65,7 +72,7 @@ static void committed_on_loop(void *arg)
                 "cost %lld micro-USD)\n",
                 o->u.request_id, (long long)o->u.tenant_id, (long long)o->u.key_id, (long long)o->u.input_tokens,
                 (long long)o->u.output_tokens, (long long)o->u.cost);
-        hold_pending(t, &o->u, -o->u.cost);
+        hold_pending(t, &o->u, -o->u.cost, 0);
     } else if (o->rc) {
         if (!t->commit_failing) { /* once per outage, not once per record */
             t->commit_failing = 1;
@@ -76,7 +83,7 @@ static void committed_on_loop(void *arg)
         return;
     }
     if (!o->rc) {
-        hold_pending(t, &o->u, -o->u.cost);
+        hold_pending(t, &o->u, -o->u.cost, !o->duplicate);
         if (t->commit_failing) {
             t->commit_failing = 0;
             fprintf(stderr, "kyozon: the ledger commits again\n");
@@ -94,9 +101,9 @@ static void on_written(void *ud, kz_status rc, const struct kz_err *err, const s
 {
     (void)err;
     (void)stored;
-    (void)duplicate; /* already in the ledger (a replay): recorded once, which is what counts */
     struct kz_outstanding *o = ud;
     o->rc = rc;
+    o->duplicate = duplicate; /* already in the ledger (a replay): recorded once, which is what counts */
     if (rc)
         snprintf(o->msg, sizeof o->msg, "%.150s", err && err->msg[0] ? err->msg : "no message");
     /* when the server is gone, the record stays outstanding and in the
@@ -282,7 +289,7 @@ kz_status kz_tenancy_settle(struct kz_meter *m, const struct kz_ledger_usage *u0
         t->out_head = o;
     t->out_tail = o;
     t->n_out++;
-    hold_pending(t, &o->u, o->u.cost);
+    hold_pending(t, &o->u, o->u.cost, 0);
     submit(o);
     return KZ_OK; /* durable in the journal: the answer may go out */
 }

@@ -50,6 +50,8 @@ kz_status kz_tenancy_open(const char *db, const char *journal, uv_loop_t *loop, 
     t->shared = kz_ledger_is_postgres(db);
     struct kz_ledger_opts lo = {.busy_timeout_ms = KZ_LEDGER_BUSY_MS};
     kz_status rc = kz_ledger_open(db, &lo, &t->ledger, err);
+    if (!rc && !t->shared && kz_ledger_epoch(t->ledger) && !(t->cache = kz_calloc(KZ_KEY_CACHE, sizeof *t->cache)))
+        rc = kz_err_set(err, KZ_ENOMEM, "out of memory");
     if (!rc) /* before serving: what the last run answered but did not commit */
         rc = kz_settle_open(t, db, journal, err);
     if (!rc)
@@ -71,6 +73,9 @@ void kz_tenancy_close(struct kz_tenancy *t)
         kz_settle_close(t);
     kz_ledger_close(t->ledger);
     kz_rl_free(t->rl);
+    for (size_t i = 0; t->cache && i < KZ_KEY_CACHE; i++)
+        kz_keys_info_free(&t->cache[i].info);
+    kz_free(t->cache);
     for (size_t i = 0; i < KZ_HOLD_BUCKETS; i++)
         for (struct kz_hold *x = t->holds[i], *n; x; x = n) {
             n = x->next;
@@ -130,6 +135,62 @@ static int presented_key(struct kz_http_req *req, char *buf, size_t size)
     return 1;
 }
 
+static struct kz_key_entry *cache_slot(struct kz_tenancy *t, const uint8_t *hash)
+{
+    return &t->cache[(hash[0] | (unsigned)hash[1] << 8) % KZ_KEY_CACHE]; /* a hash: already uniform */
+}
+
+/* 1 when the cache answered (*rc and p, or err, set), 0 to read the ledger. */
+static int cached(struct kz_tenancy *t, const uint8_t *hash, struct kz_principal *p, struct kz_err *err,
+                  kz_status *rc)
+{
+    if (!t->cache)
+        return 0;
+    const struct kz_key_entry *c = cache_slot(t, hash);
+    int64_t now = wall_ms();
+    const struct kz_keys_info *k = &c->info;
+    if (!c->used || memcmp(c->hash, hash, sizeof c->hash) != 0 || c->epoch != kz_ledger_epoch(t->ledger) ||
+        now - c->fetched_ms >= KZ_KEY_CACHE_MS || now < c->fetched_ms ||
+        kz_ledger_period_start(k->period, now) != kz_ledger_period_start(k->period, c->fetched_ms) ||
+        kz_ledger_period_start(k->tenant.period, now) != kz_ledger_period_start(k->tenant.period, c->fetched_ms))
+        return 0;
+    if (k->expires_ms && now >= k->expires_ms) {
+        *rc = kz_err_set(err, KZ_ENOTFOUND, "API key expired");
+        return 1;
+    }
+    if (kz_keys_info_copy(&p->key, k) != KZ_OK)
+        return 0;
+    p->base_k = c->base_k;
+    p->base_t = c->base_t;
+    *rc = KZ_OK;
+    return 1;
+}
+
+/* The ledger's word on a key; kept in the cache when there is one. */
+static kz_status lookup(struct kz_tenancy *t, const char *key, const uint8_t *hash, struct kz_principal *p,
+                        struct kz_err *err)
+{
+    uint64_t epoch = kz_ledger_epoch(t->ledger); /* before the read: a change during it stales the entry */
+    int64_t now = wall_ms();
+    kz_status rc = kz_keys_lookup(t->ledger, key, &p->key, err);
+    if (rc)
+        return rc;
+    struct kz_hold *hk = kz_hold_get(t, 'k', p->key.id), *ht = kz_hold_get(t, 't', p->key.tenant_id);
+    p->base_k = hk ? hk->committed : 0;
+    p->base_t = ht ? ht->committed : 0;
+    if (t->cache && hk && ht) {
+        struct kz_key_entry *c = cache_slot(t, hash);
+        kz_keys_info_free(&c->info);
+        c->used = kz_keys_info_copy(&c->info, &p->key) == KZ_OK;
+        memcpy(c->hash, hash, sizeof c->hash);
+        c->epoch = epoch;
+        c->fetched_ms = now;
+        c->base_k = p->base_k;
+        c->base_t = p->base_t;
+    }
+    return KZ_OK;
+}
+
 int kz_tenancy_auth(struct kz_tenancy *t, struct kz_http_req *req, struct kz_principal *p, struct kz_api_error *e)
 {
     memset(p, 0, sizeof *p);
@@ -147,7 +208,12 @@ int kz_tenancy_auth(struct kz_tenancy *t, struct kz_http_req *req, struct kz_pri
         return -1;
     }
     struct kz_err err = {{0}};
-    kz_status rc = kz_keys_lookup(t->ledger, key, &p->key, &err);
+    uint8_t hash[KZ_SHA256_SIZE];
+    kz_status rc = KZ_OK;
+    if (!kz_keys_digest(key, hash))
+        rc = kz_err_set(&err, KZ_ENOTFOUND, "invalid API key");
+    else if (!cached(t, hash, p, &err, &rc))
+        rc = lookup(t, key, hash, p, &err);
     memset(key, 0, sizeof key);
     if (rc == KZ_ENOTFOUND) {
         kz_api_fail(e, 401, "invalid_request_error", "invalid_api_key", NULL, "%s", err.msg);
@@ -205,13 +271,19 @@ static int duplicate(struct kz_tenancy *t, const char *id, int64_t tenant_id, st
  * what this process holds: reservations of running requests and the cost
  * of answers not yet committed. One process per SQLite ledger makes this
  * exact (docs/LEDGER.md). 0 admitted, else e says why. */
-static int afford(struct kz_tenancy *t, const struct kz_keys_info *k, int64_t cost, struct kz_api_error *e)
+static int afford(struct kz_tenancy *t, const struct kz_principal *p, int64_t cost, struct kz_api_error *e)
 {
-    const struct kz_ledger_tenant ten = k->tenant; /* read with the key */
+    const struct kz_keys_info *k = &p->key;
+    struct kz_ledger_tenant ten = k->tenant; /* read with the key */
     struct kz_hold *hk = kz_hold_get(t, 'k', k->id), *ht = kz_hold_get(t, 't', k->tenant_id);
     if (!hk || !ht)
         return kz_api_fail(e, 503, "server_error", NULL, NULL, "out of memory"), -1;
-    int64_t key_used = k->spent + k->reserved + hk->reserved + hk->pending;
+    /* what this process committed since the figures were read (a cached
+     * read may be up to a second old) */
+    int64_t since_k = hk->committed - p->base_k, since_t = ht->committed - p->base_t;
+    ten.spent += since_t;
+    ten.balance -= since_t;
+    int64_t key_used = k->spent + since_k + k->reserved + hk->reserved + hk->pending;
     int64_t ten_held = ten.reserved + ht->reserved + ht->pending;
     if (k->has_budget && key_used + cost > k->budget)
         return kz_api_fail(e, 402, "insufficient_quota", "budget_exhausted", NULL,
@@ -320,7 +392,7 @@ int kz_tenancy_admit(struct kz_tenancy *t, const struct kz_principal *p, const c
             return -1;
         }
     }
-    if (t->shared ? reserve_shared(t, k, m, e) : afford(t, k, max_cost, e)) {
+    if (t->shared ? reserve_shared(t, k, m, e) : afford(t, p, max_cost, e)) {
         rl_undo(m);
         *retry_after_ms = e->status == 503 ? 1000 : 0;
         return -1;

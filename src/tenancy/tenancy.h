@@ -23,8 +23,9 @@
  *                       answered 503 instead.
  *
  * Everything on the request path runs on the loop thread. With SQLite it
- * does not wait: two indexed reads of a WAL snapshot (SQLite never makes a
- * reader wait for a writer) and one append. Commits happen on the writer
+ * does not wait: a verified key comes from a small cache (tenancy_int.h)
+ * or one read of a WAL snapshot (SQLite never makes a reader wait for a
+ * writer), and the record is one append. Commits happen on the writer
  * thread behind the answers; when they fall more than 5 s behind (a locked
  * or full database), new requests get 503 until the ledger catches up.
  *
@@ -89,6 +90,8 @@ void kz_tenancy_flush(struct kz_tenancy *t);
 struct kz_principal {
     int open;                /* open mode: no key needed, nothing metered */
     struct kz_keys_info key; /* when !open */
+    int64_t base_k, base_t;  /* internal: what this process had committed for the key and its
+                              * tenant when `key` was read (its spend lacks what came after) */
 };
 
 /* Reads `Authorization: Bearer kz-...` or `x-api-key`. 0 with *p filled, or

@@ -21,7 +21,26 @@ struct kz_hold {
     char kind; /* 'k' key, 't' tenant */
     int64_t id;
     int64_t reserved, pending;
+    int64_t committed;  /* costs this process has committed since it started: what a
+                         * cached figure of spend lacks is committed - its base */
     struct kz_hold *next;
+};
+
+/* Verified keys with their tenants, as the ledger held them (SQLite only:
+ * the process is the only one spending, and the ledger's change epoch tells
+ * when another process changed a key, a tenant, a credit or a budget). An
+ * entry serves while the epoch is unchanged, for at most KZ_KEY_CACHE_MS,
+ * and within the budget periods it was read in. */
+#define KZ_KEY_CACHE 256
+#define KZ_KEY_CACHE_MS 1000
+
+struct kz_key_entry {
+    uint8_t hash[KZ_SHA256_SIZE];
+    int used;
+    uint64_t epoch;
+    int64_t fetched_ms;
+    struct kz_keys_info info; /* owns its models */
+    int64_t base_k, base_t;   /* the holds' `committed` at the read */
 };
 
 /* A journaled record on its way into the ledger (oldest first). */
@@ -31,6 +50,7 @@ struct kz_outstanding {
     int64_t reservation;      /* shared ledger: ended by the same commit */
     int64_t journaled_ms;
     kz_status rc;             /* set on the writer thread, read on the loop after the post */
+    int duplicate;            /* likewise: it was in the ledger already (nothing new spent) */
     char msg[160];            /* why it failed, likewise */
     int in_writer;            /* submitted and not yet answered */
     struct kz_outstanding *prev, *next;
@@ -54,6 +74,7 @@ struct kz_tenancy {
     size_t n_out;
     uv_timer_t *retry_timer;            /* resubmits records the writer failed (own allocation) */
     struct kz_meter *running;           /* admitted meters with a client-chosen id (duplicates) */
+    struct kz_key_entry *cache;         /* KZ_KEY_CACHE entries; NULL: every request reads the ledger */
 };
 
 int64_t kz_tenancy_wall_ms(void);

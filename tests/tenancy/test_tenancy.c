@@ -624,6 +624,28 @@ static void budgets(void)
     T_OK(min_ok >= 10 && max_ok <= (int)(budget / per), "answers per repetition %d..%d (10 reservations fit, "
                                                          "at most %lld answers)",
          min_ok, max_ok, (long long)(budget / per));
+
+    /* One at a time, quickly (the key stays in the server's cache of
+     * verified keys): request i is admitted while i answers' cost plus one
+     * reservation fit, so exactly floor((budget - reserve) / per) + 1 are.
+     * A cached spend that forgot the answers committed since it was read
+     * would admit more (each is committed before the next, all within the
+     * cache's second). */
+    char seq[64];
+    make_key(seq, (const char *[]){"--tenant", "b", "--budget", "0.05", "--period", "total", NULL});
+    int64_t seq_budget = 50000, answered = 0, status = 200;
+    while (status == 200 && answered < 100) {
+        struct tnet_resp r;
+        char auth[100];
+        snprintf(auth, sizeof auth, "x-api-key: %s", seq);
+        const char *h[] = {auth, NULL};
+        status = tnet_request(srv.port, "POST", "/v1/chat/completions", h, b, 10000, &r);
+        tnet_resp_free(&r);
+        answered += status == 200;
+        usleep(30000); /* its record committed (the writer gathers for 10 ms) before the next */
+    }
+    T_EQ_INT(status, 402);
+    T_EQ_INT(answered, (seq_budget - reserve) / per + 1);
     stop_srv();
 }
 
