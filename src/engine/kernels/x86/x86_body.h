@@ -586,8 +586,9 @@ KZ_INLINE void q6k_tile(int64_t n, const void *w, const unsigned char *act, size
 #define KZ_TR_ROWS 16
 #define KZ_TR_TOK 16 /* tokens per tile: one accumulator each */
 /* Fewest tokens that take this path: one for Q4_0 (its unpacking is then
- * still cheaper than the one-row tile's), two for Q8_0 (the one-row tile
- * streams a single token faster). */
+ * still cheaper than the one-row tile's; but a single token with rows of up
+ * to 16352 elements goes to dec_rows_q4_0 first), two for Q8_0 (the one-row
+ * tile streams a single token faster). */
 #define KZ_TR_MIN_TOK(wtype) ((wtype) == KZ_DT_Q4_0 ? 1 : 2)
 
 /* ds[t * nb + i] = scale of block i of token t, bs[...] = -B * sum of its codes */
