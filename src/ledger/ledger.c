@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/alloc.h"
@@ -20,7 +19,8 @@
 
 /* PATH-kzepoch: 8 bytes, shared by every process using the ledger on this
  * machine through a MAP_SHARED mapping, so a bump is one atomic add and a
- * read one load. NULL when it cannot be made (the cache then stays off). */
+ * read one load. NULL when it cannot be made (the server's key cache then
+ * stays off, and every request reads the ledger). */
 static uint64_t *map_epoch(const char *path)
 {
     char name[4200];
@@ -28,9 +28,11 @@ static uint64_t *map_epoch(const char *path)
     int fd = open(name, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0)
         return NULL;
-    struct stat st;
+    /* the block must be allocated before it is mapped: a store into a page
+     * the file system cannot back (a full disk) would be a SIGBUS, not an
+     * error. posix_fallocate reserves it now, or says the disk is full. */
     void *p = MAP_FAILED;
-    if (fstat(fd, &st) == 0 && (st.st_size >= 8 || ftruncate(fd, 8) == 0))
+    if (posix_fallocate(fd, 0, 8) == 0)
         p = mmap(NULL, 8, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     close(fd);
     return p == MAP_FAILED ? NULL : p;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "tledger.h"
 #include "ledger/writer.h"
@@ -786,6 +787,61 @@ static void busy(void)
     kz_ledger_close(l);
 }
 
+/* ---- the change epoch (what the server's key cache keys on) ------------------------ */
+
+static void epoch(void)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s", tl_fresh("epoch"));
+    struct kz_ledger *l = tl_open(path, NULL), *other = tl_open(path, NULL);
+    if (!l || !other)
+        return;
+    struct kz_err err = {{0}};
+    if (tl_pg()) { /* servers may be on other machines: nothing may be cached */
+        T_EQ_INT(kz_ledger_epoch(l), 0);
+        tl_tenant(l, "e", 0, -1, KZ_PERIOD_TOTAL);
+        T_EQ_INT(kz_ledger_epoch(l), 0);
+        kz_ledger_close(other);
+        kz_ledger_close(l);
+        return;
+    }
+    uint64_t e0 = kz_ledger_epoch(l);
+    T_OK(e0 != 0 && kz_ledger_epoch(other) == e0, "one epoch for both handles (%llx)", (unsigned long long)e0);
+    int64_t t = tl_tenant(l, "e", 1, -1, KZ_PERIOD_TOTAL);
+    uint64_t e1 = kz_ledger_epoch(other);
+    T_OK(e1 != e0, "a new tenant changes it, seen by the other handle");
+    int64_t k = tl_key(other, t, 1000, KZ_PERIOD_TOTAL, NULL);
+    uint64_t e2 = kz_ledger_epoch(l);
+    T_OK(e2 != e1, "a new key changes it");
+    T_EQ_INT(kz_ledger_tenant_credit(l, t, 5000, NULL, &err), KZ_OK);
+    uint64_t e3 = kz_ledger_epoch(other);
+    T_OK(e3 != e2, "a credit changes it");
+    /* spending does not: the server accounts for its own spend */
+    int64_t r = tl_reserve(l, k, t, 10, "ep-1");
+    struct kz_ledger_usage u;
+    tl_usage(&u, "ep-1", t, k, "m", 5, TL_T0);
+    T_EQ_INT(kz_ledger_settle(l, r, &u, NULL, NULL, &err), KZ_OK);
+    T_EQ_INT(kz_ledger_epoch(other), e3);
+    T_EQ_INT(kz_keys_revoke(other, k, &err), KZ_OK);
+    T_OK(kz_ledger_epoch(l) != e3, "a revocation changes it");
+    kz_ledger_close(other);
+    kz_ledger_close(l);
+
+    /* no epoch file can be made: the ledger works, the epoch is 0 */
+    char side[600];
+    snprintf(path, sizeof path, "%s", tl_fresh("epoch_none"));
+    snprintf(side, sizeof side, "%s-kzepoch", path);
+    rmdir(side);
+    T_EQ_INT(mkdir(side, 0700), 0);
+    l = tl_open(path, NULL);
+    if (l) {
+        T_EQ_INT(kz_ledger_epoch(l), 0);
+        tl_tenant(l, "e", 0, -1, KZ_PERIOD_TOTAL);
+        kz_ledger_close(l);
+    }
+    rmdir(side);
+}
+
 int main(void)
 {
     t_subtest("migrations", migrations);
@@ -797,5 +853,6 @@ int main(void)
     t_subtest("sweep", sweep);
     t_subtest("write_paths", write_paths);
     t_subtest("busy", busy);
+    t_subtest("epoch", epoch);
     return t_done();
 }
