@@ -726,7 +726,12 @@ void kz_call_handle(struct kz_gateway *gw, const struct kz_principal *p, struct 
             maybe_free(c);
             return;
         }
-        snprintf(rid, sizeof rid, "%.*s", (int)ik.len, ik.p);
+        /* a client's key is its tenant's: the same key from another tenant
+         * is another request (the ledger's ids are unique over all tenants) */
+        if (p && !p->open)
+            snprintf(rid, sizeof rid, "%lld:%.*s", (long long)p->key.tenant_id, (int)ik.len, ik.p);
+        else
+            snprintf(rid, sizeof rid, "%.*s", (int)ik.len, ik.p);
     } else {
         snprintf(rid, sizeof rid, "%s", c->id);
     }

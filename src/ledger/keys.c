@@ -125,6 +125,8 @@ kz_status kz_keys_lookup(struct kz_ledger *l, const char *presented, struct kz_k
     kz_sha256(presented, KZ_KEYS_SECRET_LEN, hash);
     int64_t now = kz_ledger_now(l);
     kz_status rc = l->ops->key_get(l, 0, hash, now, out, err);
+    if (rc)
+        kz_keys_info_free(out); /* a backend may fail after filling it (its COMMIT) */
     if (rc == KZ_ENOTFOUND)
         return kz_err_set(err, KZ_ENOTFOUND, "invalid API key");
     if (rc)
@@ -177,7 +179,10 @@ kz_status kz_keys_get(struct kz_ledger *l, int64_t id, struct kz_keys_info *out,
     if (!l || !out || id <= 0)
         return kz_err_set(err, KZ_EINVAL, "key get: no ledger, no output or a key id <= 0");
     memset(out, 0, sizeof *out);
-    return l->ops->key_get(l, id, NULL, kz_ledger_now(l), out, err);
+    kz_status rc = l->ops->key_get(l, id, NULL, kz_ledger_now(l), out, err);
+    if (rc)
+        kz_keys_info_free(out); /* a backend may fail after filling it (its COMMIT) */
+    return rc;
 }
 
 kz_status kz_keys_revoke(struct kz_ledger *l, int64_t id, struct kz_err *err)

@@ -103,10 +103,14 @@ void kz_ledger_redact(const char *path, char *buf, size_t size)
     snprintf(buf, size, "%s", path);
     if (!kz_ledger_is_postgres(buf))
         return;
-    /* postgres://user:SECRET@host/db?password=SECRET: stars over both */
-    char *auth = strstr(buf, "://") + 3;
-    char *at = strchr(auth, '@'), *slash = strchr(auth, '/');
-    if (at && (!slash || at < slash)) {
+    /* postgres://user:SECRET@host/db?password=SECRET: stars over both. The
+     * user info ends at the last '@' before the query (a password may hold
+     * '/' or '@'), and starts after the first ':' of the authority. */
+    char *auth = strstr(buf, "://") + 3, *query = strchr(auth, '?'), *at = NULL;
+    for (char *c = auth; *c && (!query || c < query); c++)
+        if (*c == '@')
+            at = c;
+    if (at) {
         char *colon = memchr(auth, ':', (size_t)(at - auth));
         if (colon)
             memset(colon + 1, '*', (size_t)(at - colon - 1));

@@ -247,6 +247,41 @@ static void pg_close(struct kz_ledger *l)
     kz_free(p);
 }
 
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* The password of a postgres://USER:PASSWORD@HOST... URL as a reader of
+ * the text sees it (after the first ':' of the user info, up to the last
+ * '@' before any '?'), percent-decoded: 1 and out filled, or 0 when there
+ * is none. */
+static int url_password(const char *url, char *out, size_t size)
+{
+    const char *auth = strstr(url, "://");
+    if (!auth)
+        return 0;
+    auth += 3;
+    const char *query = strchr(auth, '?'), *at = NULL;
+    for (const char *c = auth; *c && (!query || c < query); c++)
+        if (*c == '@')
+            at = c;
+    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    if (!colon)
+        return 0;
+    size_t n = 0;
+    for (const char *c = colon + 1; c < at && n + 1 < size; c++) {
+        if (*c == '%' && c + 2 < at && hexval(c[1]) >= 0 && hexval(c[2]) >= 0) {
+            out[n++] = (char)(hexval(c[1]) * 16 + hexval(c[2]));
+            c += 2;
+        } else {
+            out[n++] = *c;
+        }
+    }
+    out[n] = '\0';
+    return 1;
+}
+
 static const struct kz_ledger_ops PG_OPS = {
     .close = pg_close,
     .check = kz_pg_check,
@@ -270,6 +305,34 @@ static const struct kz_ledger_ops PG_OPS = {
 kz_status kz_ledger_pg_open(const char *url, const struct kz_ledger_opts *opts, struct kz_ledger **out,
                             struct kz_err *err)
 {
+    struct kz_err local;
+    if (!err)
+        err = &local;
+    /* libpq's own complaint about a malformed URL may quote any part of
+     * it, the password included: a URL it cannot parse is refused here, in
+     * our words */
+    char *perr = NULL;
+    PQconninfoOption *parsed = PQconninfoParse(url, &perr);
+    PQfreemem(perr);
+    if (!parsed)
+        return kz_err_set(err, KZ_EINVAL,
+                          "ledger: a postgres:// URL that libpq cannot parse (expected "
+                          "postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?param=value...], special characters "
+                          "percent-encoded)");
+    /* and one it reads differently from us (a password with an unencoded
+     * '/' or '@' becomes a host or a port, which its errors then quote) */
+    const char *theirs = NULL;
+    for (PQconninfoOption *o = parsed; o->keyword; o++)
+        if (strcmp(o->keyword, "password") == 0)
+            theirs = o->val;
+    char ours[512];
+    int differs = url_password(url, ours, sizeof ours) && (!theirs || strcmp(ours, theirs) != 0);
+    explicit_bzero(ours, sizeof ours);
+    PQconninfoFree(parsed);
+    if (differs)
+        return kz_err_set(err, KZ_EINVAL,
+                          "ledger: the postgres:// URL's password is ambiguous: percent-encode '/', '@', '?' and "
+                          "':' in it (%%2F, %%40, %%3F, %%3A), and give it once (not also as ?password=)");
     struct kz_pg *p = kz_calloc(1, sizeof *p);
     if (p) {
         p->url = kz_strdup(url);

@@ -55,7 +55,11 @@ kz_status kz_tenancy_open(const char *db, const char *journal, uv_loop_t *loop, 
     if (!rc) /* before serving: what the last run answered but did not commit */
         rc = kz_settle_open(t, db, journal, err);
     if (!rc)
-        rc = kz_ledger_writer_start(t->ledger, &(struct kz_ledger_writer_opts){.linger_ms = 10}, &t->writer, err);
+        /* shared ledger: a batch holds its tenants' rows until it commits,
+         * and reservations (on the loop) wait for them: small batches */
+        rc = kz_ledger_writer_start(t->ledger,
+                                    &(struct kz_ledger_writer_opts){.linger_ms = 10, .max_batch = t->shared ? 32 : 0},
+                                    &t->writer, err);
     if (rc) {
         kz_tenancy_close(t);
         return rc;

@@ -97,10 +97,28 @@ static void migrations(void)
 
     if (tl_pg()) {
         /* No server there: refused at once, the password never shown. */
-        rc = kz_ledger_open("postgres://kz:hunter2@127.0.0.1:1/x?password=hunter3", NULL, &l, &err);
+        rc = kz_ledger_open("postgres://kz:hunter2@127.0.0.1:1/x", NULL, &l, &err);
         T_EQ_INT(rc, KZ_EIO);
         T_OK(strstr(err.msg, "unavailable") && strstr(err.msg, "127.0.0.1:1"), "names the server: %s", err.msg);
-        T_OK(!strstr(err.msg, "hunter2") && !strstr(err.msg, "hunter3"), "no password in: %s", err.msg);
+        T_OK(!strstr(err.msg, "hunter2"), "no password in: %s", err.msg);
+        rc = kz_ledger_open("postgres://kz@127.0.0.1:1/x?password=hunter3", NULL, &l, &err);
+        T_EQ_INT(rc, KZ_EIO);
+        T_OK(!strstr(err.msg, "hunter3"), "no password in: %s", err.msg);
+        /* passwords libpq would read as a host or port (and quote back), or
+         * not parse at all: refused in our words, no part of them shown */
+        static const char *const odd[] = {"postgres://kz:ab/cdx@127.0.0.1:1/x", "postgres://kz:se@cretx@127.0.0.1:1/x",
+                                          "postgres://kz:p%zzx@127.0.0.1:1/x",
+                                          "postgres://kz:cdx2@127.0.0.1:1/x?password=cdx3"};
+        for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+            rc = kz_ledger_open(odd[i], NULL, &l, &err);
+            T_EQ_INT(rc, KZ_EINVAL);
+            T_OK(!strstr(err.msg, "ab/") && !strstr(err.msg, "cdx") && !strstr(err.msg, "cretx") &&
+                     !strstr(err.msg, "zzx"),
+                 "no part of the password in: %s", err.msg);
+        }
+        char shown[128];
+        kz_ledger_redact("postgres://kz:a/b@c@db:5/x?password=q&sslmode=require", shown, sizeof shown);
+        T_EQ_STR(shown, "postgres://kz:*****@db:5/x?password=*&sslmode=require");
         return;
     }
     /* Not a database at all. */

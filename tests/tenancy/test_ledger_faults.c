@@ -25,6 +25,16 @@
 #include "t.h"
 #include "tnet.h"
 
+
+/* The ledger's record of a request the client sent with Idempotency-Key
+ * `key`: the ledger keeps it as TENANT:KEY (tenant 1 here). */
+static kz_status usage_of(struct kz_ledger *l, const char *key, struct kz_ledger_usage *u, struct kz_err *err)
+{
+    char rid[300];
+    snprintf(rid, sizeof rid, "1:%s", key);
+    return kz_ledger_usage_get(l, 1, rid, u, err);
+}
+
 static struct tnet_proc mock, srv;
 static char db[800], yaml[800], key[64];
 static int port;
@@ -211,7 +221,7 @@ static void ft11(void)
             acked_total++;
             first = first < 0 ? i : first;
             struct kz_ledger_usage u;
-            if (kz_ledger_usage_get(l, 1, L.ids[i], &u, &err) != KZ_OK || u.status != 200)
+            if (usage_of(l, L.ids[i], &u, &err) != KZ_OK || u.status != 200)
                 missing++;
         }
         if (first >= 0 && it % 10 == 0) {
@@ -305,7 +315,7 @@ static double wait_recorded(const struct burst *b, double since, int timeout_ms)
         if (kz_ledger_open(db, NULL, &l, &err) == KZ_OK) {
             for (int i = 0; i < 8; i++) {
                 struct kz_ledger_usage u;
-                missing += b->acked[i] && kz_ledger_usage_get(l, 1, b->ids[i], &u, &err) != KZ_OK;
+                missing += b->acked[i] && usage_of(l, b->ids[i], &u, &err) != KZ_OK;
             }
             kz_ledger_close(l);
             if (!missing)
@@ -377,7 +387,7 @@ static void ft10(void)
         int refused_recorded = 0;
         for (int i = 0; phase == 1 && i < 8; i++) {
             struct kz_ledger_usage u;
-            refused_recorded += kz_ledger_usage_get(l, 1, b.ids[i], &u, &err) == KZ_OK;
+            refused_recorded += usage_of(l, b.ids[i], &u, &err) == KZ_OK;
         }
         T_EQ_INT(refused_recorded, 0);
         T_OK(kz_ledger_check(l, &err) == KZ_OK, "check: %s", err.msg);
@@ -470,7 +480,7 @@ static void ft9(void)
         char id[32];
         snprintf(id, sizeof id, "ft9-full-%d", i);
         struct kz_ledger_usage u;
-        missing += answered[i] && kz_ledger_usage_get(l, 1, id, &u, &err) != KZ_OK;
+        missing += answered[i] && usage_of(l, id, &u, &err) != KZ_OK;
     }
     T_OK(rows_total(l) >= acked + 2, "every answer recorded (%lld rows, %d answered while full)",
          (long long)rows_total(l), acked);

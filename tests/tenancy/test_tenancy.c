@@ -324,6 +324,18 @@ static void auth_scope_isolation(void)
              strcmp(json_string_value(json_object_get(json_array_get(j, 0), "model")), "chat") == 0,
          "usage --by model --json: %s", out);
     json_decref(j);
+    /* an Idempotency-Key is its tenant's: the same key from another tenant
+     * is another request, run and billed; from the same tenant, a repeat */
+    T_EQ_INT(status_of(adm, "chat", "Idempotency-Key: same-key"), 200);
+    T_EQ_INT(status_of(b1, "chat", "Idempotency-Key: same-key"), 200);
+    T_EQ_INT(status_of(adm, "chat", "Idempotency-Key: same-key"), 409);
+    T_EQ_INT(status_of(b1, "chat", "Idempotency-Key: same-key"), 409);
+    T_EQ_INT(get_with(adm, "/admin/usage", &r), 200); /* waits for the writer */
+    tnet_resp_free(&r);
+    T_EQ_INT(cli(out, sizeof out, (const char *[]){"usage", "--tenant", "bolt", "--json", NULL}), 0);
+    j = json_loads(out, 0, NULL);
+    T_OK(json_integer_value(json_object_get(j, "requests")) == 2, "bolt's same-key request was billed: %s", out);
+    json_decref(j);
     stop_srv();
 }
 
@@ -346,8 +358,10 @@ static int row_of(const char *admin, const char *id, struct kz_ledger_usage *u)
     struct kz_ledger *l = NULL;
     struct kz_err err = {{0}};
     int rc = -1;
+    char rid[128]; /* a client's Idempotency-Key is its tenant's: the ledger keeps TENANT:KEY */
+    snprintf(rid, sizeof rid, "1:%s", id);
     if (kz_ledger_open(db, NULL, &l, &err) == KZ_OK) {
-        rc = kz_ledger_usage_get(l, 1, id, u, &err) == KZ_OK ? 0 : -1;
+        rc = kz_ledger_usage_get(l, 1, rid, u, &err) == KZ_OK ? 0 : -1;
         kz_ledger_close(l);
     }
     return rc;
@@ -740,7 +754,7 @@ static void crash(void)
     int64_t sum = 0, rows = 0;
     for (int i = 0; i < N_CRASH; i++) {
         char id[64];
-        snprintf(id, sizeof id, "crash-%d", i);
+        snprintf(id, sizeof id, "1:crash-%d", i); /* TENANT:KEY */
         struct kz_ledger_usage u;
         kz_status rc = kz_ledger_usage_get(l, 1, id, &u, &err);
         if (rc == KZ_OK) {

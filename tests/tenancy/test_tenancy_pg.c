@@ -346,8 +346,8 @@ static void ft15(void)
     }
     int missing = 0;
     for (int i = 0; i < n; i++) {
-        char id[32];
-        snprintf(id, sizeof id, "ft15-%d", i);
+        char id[64];
+        snprintf(id, sizeof id, "%lld:ft15-%d", (long long)tid, i); /* the ledger keeps TENANT:KEY */
         struct kz_ledger_usage u;
         if (ld.shots[i].status == 200 && kz_ledger_usage_get(l, tid, id, &u, &err) != KZ_OK) {
             fprintf(stderr, "FT-15: %s was answered 200 and is not in the ledger\n", id);

@@ -22,6 +22,7 @@
 #ifndef KZ_KERNELS_H
 #define KZ_KERNELS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* ------------------------------------------------------------------------ */
@@ -115,6 +116,10 @@ void kz_ref_rmsnorm(float *out, const float *x, const float *restrict w, int64_t
  * (-inf entries, e.g. masked positions, become 0): x[i] = exp(x[i] - max) / sum.
  * The sum is accumulated in double, in index order. */
 void kz_ref_softmax(float *x, int64_t n);
+
+/* out[p] = scale * (q . k_p) for p < n, where k_p = k + p * stride (hd
+ * floats each): one attention head's scores over its context. */
+void kz_ref_attn_scores(const float *q, const float *k, size_t stride, int n, int hd, float scale, float *out);
 
 /* out[i] = x[i] * sigmoid(x[i]); out may equal x. */
 void kz_ref_silu(float *out, const float *x, int64_t n);
@@ -211,6 +216,7 @@ struct kz_kernels {
     void (*softmax)(float *x, int64_t n);
     void (*silu)(float *out, const float *x, int64_t n);
     void (*swiglu)(float *out, const float *gate, const float *up, int64_t n);
+    void (*attn_scores)(const float *q, const float *k, size_t stride, int n, int hd, float scale, float *out);
     /* batched products, contracts of kz_ref_act_type / act_quantize / gemm_rows */
     uint32_t (*act_type)(uint32_t wtype);
     void (*act_quantize)(uint32_t wtype, const float *restrict x, void *restrict dst, int64_t cols);

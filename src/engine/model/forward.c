@@ -363,7 +363,6 @@ static void attn_task(void *arg, int ith, int nth)
     size_t nkv = (size_t)c->n_head_kv * (size_t)hd, nq = (size_t)c->n_head * (size_t)hd;
     float scale = 1.0f / sqrtf((float)hd);
     float *s = j->w->scores + (size_t)ith * (size_t)j->w->n_ctx_max;
-    kz_dot_f32_fn dot = j->m->kernels->type_ops(KZ_DT_F32)->dot_f32;
     long u0, u1;
     kz_split_rows((long)j->n * c->n_head, ith, nth, &u0, &u1);
     for (long u = u0; u < u1; u++) {
@@ -374,15 +373,11 @@ static void attn_task(void *arg, int ith, int nth)
         const float *vc = x->v_cache + (size_t)j->layer * (size_t)x->n_ctx * nkv;
         const float *q = j->w->q + (size_t)t * nq + (size_t)h * (size_t)hd;
         size_t kvo = (size_t)(h / group) * (size_t)hd;
+        j->m->kernels->attn_scores(q, kc + kvo, nkv, n, hd, scale, s);
         float mx = -INFINITY;
-        for (int p = 0; p < n; p++) {
-            /* the table's f32 dot is vectorized; a plain loop is not, since
-             * reassociating a float sum needs -ffast-math */
-            float d = dot(hd, kc + (size_t)p * nkv + kvo, q);
-            s[p] = d * scale;
+        for (int p = 0; p < n; p++)
             if (s[p] > mx)
                 mx = s[p];
-        }
         float sum = 0.0f;
         for (int p = 0; p < n; p++) {
             s[p] = expf(s[p] - mx);

@@ -165,7 +165,7 @@ static void dispatch(void)
         const struct kz_kernels *k = variants[v];
         T_OK(kz_kernels_find(k->name) == k, "find(%s)", k->name);
         T_OK(k->type_ops && k->matvec_rows && k->rmsnorm && k->softmax && k->silu && k->swiglu &&
-                 k->act_type && k->act_quantize && k->gemm_rows,
+                 k->attn_scores && k->act_type && k->act_quantize && k->gemm_rows,
              "%s: every entry filled", k->name);
         T_OK(k->type_ops(KZ_DT_IQ4_XS) == NULL, "%s: unsupported type", k->name);
         printf("# variant available: %s\n", k->name);
@@ -494,6 +494,44 @@ static void vec_ops(void)
     }
 }
 
+/* One head's scores over n positions, rows `stride` floats apart (padded,
+ * so a kernel reading past hd would be caught), against the reference. */
+static void attn_scores(void)
+{
+    static const int hds[] = {8, 16, 24, 64, 80, 100, 128, 256, 272};
+    static const int ns[] = {1, 2, 3, 17, 70};
+    for (int v = 0; v < n_variants; v++) {
+        const struct kz_kernels *k = variants[v];
+        int bad = 0;
+        for (size_t hi = 0; hi < sizeof hds / sizeof hds[0]; hi++)
+            for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
+                int hd = hds[hi], n = ns[ni];
+                size_t stride = (size_t)hd + 5;
+                float *q = kz_malloc(sizeof(float) * (size_t)hd);
+                float *kc = kz_malloc(sizeof(float) * stride * (size_t)n);
+                float got[71], want[71];
+                make_acts(A_NORMAL, q, hd);
+                make_acts(A_NORMAL, kc, (int)stride * n);
+                for (size_t i = 0; i < stride * (size_t)n; i++) /* the padding: huge, so reading it shows */
+                    if (i % stride >= (size_t)hd)
+                        kc[i] = 1e30f;
+                got[n] = want[n] = 7.0f;
+                k->attn_scores(q, kc, stride, n, hd, 0.125f, got);
+                kz_ref_attn_scores(q, kc, stride, n, hd, 0.125f, want);
+                for (int p = 0; p < n; p++) {
+                    double mag = 0;
+                    for (int i = 0; i < hd; i++)
+                        mag += fabs((double)q[i] * (double)kc[(size_t)p * stride + (size_t)i]);
+                    bad += !(fabs((double)got[p] - (double)want[p]) <= 1e-6 * 0.125 * mag + TOL_ABS);
+                }
+                bad += got[n] != 7.0f;
+                kz_free(q);
+                kz_free(kc);
+            }
+        T_OK(bad == 0, "%s: attention scores vs ref (%d bad)", k->name, bad);
+    }
+}
+
 int main(void)
 {
     n_variants = kz_kernels_list(variants, 8);
@@ -502,5 +540,6 @@ int main(void)
     t_subtest("gemm_rows vs ref", gemm_rows);
     t_subtest("matvec_rows and dot_f32 vs ref", matvec_and_dot);
     t_subtest("vector ops vs ref", vec_ops);
+    t_subtest("attention scores vs ref", attn_scores);
     return t_done();
 }

@@ -105,3 +105,9 @@ void kz_ref_gemm_rows(uint32_t wtype, const void *w, int64_t cols, const void *a
         kz_ref_matvec_rows(w, wtype, cols, x + (size_t)t * (size_t)cols, out + (size_t)t * (size_t)out_stride,
                            r0, r1);
 }
+
+void kz_ref_attn_scores(const float *q, const float *k, size_t stride, int n, int hd, float scale, float *out)
+{
+    for (int p = 0; p < n; p++)
+        out[p] = scale * kz_ref_f32_dot_f32(hd, k + (size_t)p * stride, q);
+}
