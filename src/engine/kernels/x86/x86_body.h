@@ -1398,12 +1398,88 @@ static void dec_rows_q4_0(const void *w, int64_t cols, const unsigned char *act,
 }
 #endif
 
+#ifdef KZ_X86_ZMM
+/* Decode (one token) with Q4_K weights, 128 elements per step on zmm.
+ *
+ * A 64-byte run of a super-block's codes holds four sub-blocks of 32: its
+ * low nibbles are sub-blocks 4k and 4k+2, its high nibbles 4k+1 and 4k+3.
+ * The activation row is reordered once per call to match (each 128 codes as
+ * sub-blocks 4k, 4k+2, 4k+1, 4k+3), so a step is one load, two masks, two
+ * vpmaddubsw against contiguous activation codes, and two vpmaddwd by the
+ * sub-block scales (int16, spread by vpermw): the exact integer sum of
+ * scale * (q . a) for four sub-blocks. The mins go through the activation's
+ * 16-element sums as in the ymm tile. vpmaddubsw cannot saturate: codes are
+ * at most 15 and |a| at most 128, and vpmaddwd's products stay far inside
+ * int32 (6-bit scales). */
+enum { KZ_DEC_K_COLS = 16384 }; /* rows of up to 16384 elements; wider ones take the general path */
+
+static void dec_prep_q8_k(const unsigned char *act, int64_t nb, int8_t *qs)
+{
+    const struct kz_block_q8_k *a = (const struct kz_block_q8_k *)act;
+    static const int order[8] = {0, 2, 1, 3, 4, 6, 5, 7};
+    for (int64_t i = 0; i < nb; i++)
+        for (int j = 0; j < 8; j++)
+            memcpy(qs + KZ_QK_K * i + 32 * j, a[i].qs + 32 * order[j], 32);
+}
+
+static void dec_rows_q4_k(const void *w, int64_t cols, const unsigned char *act, float *out, int64_t r0, int64_t r1)
+{
+    int64_t nb = cols / KZ_QK_K;
+    _Alignas(64) int8_t qs[KZ_DEC_K_COLS];
+    dec_prep_q8_k(act, nb, qs);
+    const struct kz_block_q8_k *a = (const struct kz_block_q8_k *)act;
+    const __m512i low4 = _mm512_set1_epi8(15);
+    __m512i idx_lo[2], idx_hi[2]; /* vpermw indices: sub-blocks (4k, 4k+2) and (4k+1, 4k+3), 16 int16 each */
+    for (int k = 0; k < 2; k++) {
+        idx_lo[k] = _mm512_mask_blend_epi16(0xFFFF0000u, _mm512_set1_epi16((short)(4 * k)),
+                                            _mm512_set1_epi16((short)(4 * k + 2)));
+        idx_hi[k] = _mm512_mask_blend_epi16(0xFFFF0000u, _mm512_set1_epi16((short)(4 * k + 1)),
+                                            _mm512_set1_epi16((short)(4 * k + 3)));
+    }
+    size_t wrow = kz_dtype_row_size(KZ_DT_Q4_K, cols);
+    for (int64_t r = r0; r < r1; r++) {
+        const struct kz_block_q4_k *b = (const struct kz_block_q4_k *)((const unsigned char *)w + (size_t)r * wrow);
+        __m512 acc = _mm512_setzero_ps();
+        __m256 accm = _mm256_setzero_ps();
+        for (int64_t i = 0; i < nb; i++, b++) {
+            /* the 12-byte packing as three u32, as in q4k_tile */
+            uint32_t u[3];
+            memcpy(u, b->scales, 12);
+            uint32_t sc_lo = u[0] & 0x3f3f3f3fu, m_lo = u[1] & 0x3f3f3f3fu;
+            uint32_t sc_hi = (u[2] & 0x0f0f0f0fu) | ((u[0] >> 6) & 0x03030303u) << 4;
+            uint32_t m_hi = ((u[2] >> 4) & 0x0f0f0f0fu) | ((u[1] >> 6) & 0x03030303u) << 4;
+            __m128i m8 = _mm_set_epi32(0, 0, (int)m_hi, (int)m_lo);
+            __m512i sc16 = _mm512_cvtepu8_epi16(_mm256_castsi128_si256(_mm_set_epi32(0, 0, (int)sc_hi, (int)sc_lo)));
+            const int8_t *aq = qs + KZ_QK_K * i;
+            __m512i sumi = _mm512_setzero_si512();
+            for (int k = 0; k < 2; k++) {
+                __m512i x = _mm512_loadu_si512(b->qs + 64 * k);
+                __m512i lo = _mm512_and_si512(x, low4), hi = _mm512_and_si512(_mm512_srli_epi16(x, 4), low4);
+                __m512i plo = _mm512_maddubs_epi16(lo, _mm512_load_si512(aq + 128 * k));
+                __m512i phi = _mm512_maddubs_epi16(hi, _mm512_load_si512(aq + 128 * k + 64));
+                sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(plo, _mm512_permutexvar_epi16(idx_lo[k], sc16)));
+                sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(phi, _mm512_permutexvar_epi16(idx_hi[k], sc16)));
+            }
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(h2f(b->d) * a[i].d), _mm512_cvtepi32_ps(sumi), acc);
+            /* mins repeated per pair of 16-sums: m0 m0 m1 m1 ... as int16 */
+            __m256i summ = _mm256_madd_epi16(load256(a[i].bsums), _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8)));
+            accm = _mm256_fmadd_ps(_mm256_set1_ps(-(h2f(b->dmin) * a[i].d)), _mm256_cvtepi32_ps(summ), accm);
+        }
+        out[r] = kv_hsum(acc) + hsum_ps(accm);
+    }
+}
+#endif
+
 static void x_gemm_rows(uint32_t wtype, const void *w, int64_t cols, const void *act, int n_tok, float *out,
                         int64_t out_stride, int64_t r0, int64_t r1)
 {
 #ifdef KZ_X86_ZMM
     if (n_tok == 1 && wtype == KZ_DT_Q4_0 && cols / 32 <= 2 * KZ_DEC_PAIRS - 1) {
         dec_rows_q4_0(w, cols, act, out, r0, r1);
+        return;
+    }
+    if (n_tok == 1 && wtype == KZ_DT_Q4_K && cols <= KZ_DEC_K_COLS) {
+        dec_rows_q4_k(w, cols, act, out, r0, r1);
         return;
     }
 #endif
