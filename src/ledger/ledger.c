@@ -98,23 +98,36 @@ int kz_ledger_is_postgres(const char *path)
     return strncmp(path, "postgres://", 11) == 0 || strncmp(path, "postgresql://", 13) == 0;
 }
 
+int kz_ledger_url_password(const char *url, size_t *start, size_t *end)
+{
+    /* postgres://user:SECRET@host/db: the user info ends at the last '@'
+     * before the query (a password may hold '/' or '@'), and the password
+     * starts after its first ':' */
+    const char *auth = strstr(url, "://");
+    if (!auth)
+        return 0;
+    auth += 3;
+    const char *query = strchr(auth, '?'), *at = NULL;
+    for (const char *c = auth; *c && (!query || c < query); c++)
+        if (*c == '@')
+            at = c;
+    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    if (!colon)
+        return 0;
+    *start = (size_t)(colon + 1 - url);
+    *end = (size_t)(at - url);
+    return 1;
+}
+
 void kz_ledger_redact(const char *path, char *buf, size_t size)
 {
     snprintf(buf, size, "%s", path);
     if (!kz_ledger_is_postgres(buf))
         return;
-    /* postgres://user:SECRET@host/db?password=SECRET: stars over both. The
-     * user info ends at the last '@' before the query (a password may hold
-     * '/' or '@'), and starts after the first ':' of the authority. */
-    char *auth = strstr(buf, "://") + 3, *query = strchr(auth, '?'), *at = NULL;
-    for (char *c = auth; *c && (!query || c < query); c++)
-        if (*c == '@')
-            at = c;
-    if (at) {
-        char *colon = memchr(auth, ':', (size_t)(at - auth));
-        if (colon)
-            memset(colon + 1, '*', (size_t)(at - colon - 1));
-    }
+    /* stars over the password, in the user info and as ?password= */
+    size_t start, end;
+    if (kz_ledger_url_password(buf, &start, &end))
+        memset(buf + start, '*', end - start);
     for (char *pw = strstr(buf, "password="); pw; pw = strstr(pw + 1, "password="))
         for (char *v = pw + 9; *v && *v != '&'; v++)
             *v = '*';

@@ -81,6 +81,12 @@ struct kz_ledger {
     uint64_t *epoch;             /* the change counter, mapped from PATH-kzepoch (NULL: none) */
 };
 
+/* Where the password of a postgres://USER:PASSWORD@HOST... URL stands, as
+ * a reader of the text sees it: 1 and [*start, *end), or 0 when there is
+ * none. (kz_ledger_redact stars it; the PostgreSQL backend checks that
+ * libpq reads the same.) */
+int kz_ledger_url_password(const char *url, size_t *start, size_t *end);
+
 /* After a change to tenants, keys, credit or budgets has committed. */
 void kz_ledger_bump(struct kz_ledger *l);
 

@@ -252,30 +252,19 @@ static int hexval(char c)
     return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
 }
 
-/* The password of a postgres://USER:PASSWORD@HOST... URL as a reader of
- * the text sees it (after the first ':' of the user info, up to the last
- * '@' before any '?'), percent-decoded: 1 and out filled, or 0 when there
- * is none. */
+/* The URL's password (kz_ledger_url_password), percent-decoded: 1 and out
+ * filled, or 0 when there is none. */
 static int url_password(const char *url, char *out, size_t size)
 {
-    const char *auth = strstr(url, "://");
-    if (!auth)
+    size_t start, end, n = 0;
+    if (!kz_ledger_url_password(url, &start, &end))
         return 0;
-    auth += 3;
-    const char *query = strchr(auth, '?'), *at = NULL;
-    for (const char *c = auth; *c && (!query || c < query); c++)
-        if (*c == '@')
-            at = c;
-    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
-    if (!colon)
-        return 0;
-    size_t n = 0;
-    for (const char *c = colon + 1; c < at && n + 1 < size; c++) {
-        if (*c == '%' && c + 2 < at && hexval(c[1]) >= 0 && hexval(c[2]) >= 0) {
-            out[n++] = (char)(hexval(c[1]) * 16 + hexval(c[2]));
-            c += 2;
+    for (size_t i = start; i < end && n + 1 < size; i++) {
+        if (url[i] == '%' && i + 2 < end && hexval(url[i + 1]) >= 0 && hexval(url[i + 2]) >= 0) {
+            out[n++] = (char)(hexval(url[i + 1]) * 16 + hexval(url[i + 2]));
+            i += 2;
         } else {
-            out[n++] = *c;
+            out[n++] = url[i];
         }
     }
     out[n] = '\0';

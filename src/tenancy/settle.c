@@ -81,8 +81,7 @@ static void committed_on_loop(void *arg)
         if (!uv_is_active((uv_handle_t *)t->retry_timer))
             uv_timer_start(t->retry_timer, on_retry, RETRY_MS, 0);
         return;
-    }
-    if (!o->rc) {
+    } else {
         hold_pending(t, &o->u, -o->u.cost, !o->duplicate);
         if (t->commit_failing) {
             t->commit_failing = 0;
@@ -99,7 +98,6 @@ static void committed_on_loop(void *arg)
 static void on_written(void *ud, kz_status rc, const struct kz_err *err, const struct kz_ledger_usage *stored,
                        int duplicate)
 {
-    (void)err;
     (void)stored;
     struct kz_outstanding *o = ud;
     o->rc = rc;

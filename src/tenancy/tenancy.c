@@ -179,6 +179,8 @@ static kz_status lookup(struct kz_tenancy *t, const char *key, const uint8_t *ha
     kz_status rc = kz_keys_lookup(t->ledger, key, &p->key, err);
     if (rc)
         return rc;
+    if (t->shared)
+        return KZ_OK; /* holds are the database's: no base, no cache */
     struct kz_hold *hk = kz_hold_get(t, 'k', p->key.id), *ht = kz_hold_get(t, 't', p->key.tenant_id);
     p->base_k = hk ? hk->committed : 0;
     p->base_t = ht ? ht->committed : 0;
@@ -255,8 +257,9 @@ static int duplicate(struct kz_tenancy *t, const char *id, int64_t tenant_id, st
                    1;
     struct kz_ledger_usage prior;
     struct kz_err err = {{0}};
-    if (kz_settle_has(t, id) || kz_ledger_usage_get(t->ledger, tenant_id, id, &prior, &err) == KZ_OK) {
-        if (kz_settle_has(t, id))
+    int journaled = kz_settle_has(t, id);
+    if (journaled || kz_ledger_usage_get(t->ledger, tenant_id, id, &prior, &err) == KZ_OK) {
+        if (journaled)
             kz_api_fail(e, 409, "invalid_request_error", "duplicate_request", NULL,
                         "a request with this Idempotency-Key was already answered; it is not run or billed again");
         else

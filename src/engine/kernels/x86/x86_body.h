@@ -474,6 +474,21 @@ KZ_INLINE void pair_scales(__m128i sc8 /* 16 int8 */, __m256i f[8], __m256i *all
     }
 }
 
+/* A Q4_K/Q5_K super-block's 8 scales and 8 mins (u8, low 8 bytes of each).
+ * The 12-byte packing as three u32: sc/m 0..3 are the low 6 bits of words
+ * 0/1; sc/m 4..7 take their low 4 bits from word 2 and their top 2 bits
+ * from the top of words 0/1. */
+KZ_INLINE void q4k_scales(const uint8_t *scales, __m128i *sc8, __m128i *m8)
+{
+    uint32_t u[3];
+    memcpy(u, scales, 12);
+    uint32_t sc_lo = u[0] & 0x3f3f3f3fu, m_lo = u[1] & 0x3f3f3f3fu;
+    uint32_t sc_hi = (u[2] & 0x0f0f0f0fu) | ((u[0] >> 6) & 0x03030303u) << 4;
+    uint32_t m_hi = ((u[2] >> 4) & 0x0f0f0f0fu) | ((u[1] >> 6) & 0x03030303u) << 4;
+    *sc8 = _mm_set_epi32(0, 0, (int)sc_hi, (int)sc_lo);
+    *m8 = _mm_set_epi32(0, 0, (int)m_hi, (int)m_lo);
+}
+
 /* Q4_K: codes 0..15; scale and min per 32 (6-bit, 12-byte packing, quant.h).
  * sumi = sum_s sc[s] * (q . a over s); summ = sum_s m[s] * bsum32[s]. */
 KZ_INLINE void q4k_tile(int64_t n, const void *w, const unsigned char *act, size_t astride, float *out,
@@ -493,16 +508,8 @@ KZ_INLINE void q4k_tile(int64_t n, const void *w, const unsigned char *act, size
             const struct kz_block_q4_k *b = (const struct kz_block_q4_k *)w + i;
             d = h2f(b->d), dmin = h2f(b->dmin), scales = b->scales, qs = b->qs;
         }
-        /* the 12-byte packing as three u32: sc/m 0..3 are the low 6 bits of
-         * words 0/1; sc/m 4..7 take their low 4 bits from word 2 and their
-         * top 2 bits from the top of words 0/1 */
-        uint32_t u[3];
-        memcpy(u, scales, 12);
-        uint32_t sc_lo = u[0] & 0x3f3f3f3fu, m_lo = u[1] & 0x3f3f3f3fu;
-        uint32_t sc_hi = (u[2] & 0x0f0f0f0fu) | ((u[0] >> 6) & 0x03030303u) << 4;
-        uint32_t m_hi = ((u[2] >> 4) & 0x0f0f0f0fu) | ((u[1] >> 6) & 0x03030303u) << 4;
-        __m128i sc8 = _mm_set_epi32(0, 0, (int)sc_hi, (int)sc_lo);
-        __m128i m8 = _mm_set_epi32(0, 0, (int)m_hi, (int)m_lo);
+        __m128i sc8, m8;
+        q4k_scales(scales, &sc8, &m8);
         /* mins repeated per pair of 16-sums: m0 m0 m1 m1 ... as int16 */
         __m256i mins = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));
         __m256i scb = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sc8));
@@ -799,17 +806,6 @@ static __attribute__((noinline)) void tr_gemm_rows(tr_fn tile, int bias, int64_t
  * its min term (bsums . mins) go to float: (d * sumi - dmin * summ) * d_a. */
 #define KZ_KMR 2
 #define KZ_KNR 4
-
-KZ_INLINE void q4k_scales(const uint8_t *scales, __m128i *sc8, __m128i *m8)
-{
-    uint32_t u[3];
-    memcpy(u, scales, 12);
-    uint32_t sc_lo = u[0] & 0x3f3f3f3fu, m_lo = u[1] & 0x3f3f3f3fu;
-    uint32_t sc_hi = (u[2] & 0x0f0f0f0fu) | ((u[0] >> 6) & 0x03030303u) << 4;
-    uint32_t m_hi = ((u[2] >> 4) & 0x0f0f0f0fu) | ((u[1] >> 6) & 0x03030303u) << 4;
-    *sc8 = _mm_set_epi32(0, 0, (int)sc_hi, (int)sc_lo);
-    *m8 = _mm_set_epi32(0, 0, (int)m_hi, (int)m_lo);
-}
 
 KZ_INLINE void q4k_blk(int64_t n, const unsigned char *w, size_t wstride, const unsigned char *act, size_t astride,
                        float *out, int64_t ostride, const unsigned char *pf, const int mr, const int nr, const int five)
@@ -1442,14 +1438,9 @@ static void dec_rows_q4_k(const void *w, int64_t cols, const unsigned char *act,
         __m512 acc = _mm512_setzero_ps();
         __m256 accm = _mm256_setzero_ps();
         for (int64_t i = 0; i < nb; i++, b++) {
-            /* the 12-byte packing as three u32, as in q4k_tile */
-            uint32_t u[3];
-            memcpy(u, b->scales, 12);
-            uint32_t sc_lo = u[0] & 0x3f3f3f3fu, m_lo = u[1] & 0x3f3f3f3fu;
-            uint32_t sc_hi = (u[2] & 0x0f0f0f0fu) | ((u[0] >> 6) & 0x03030303u) << 4;
-            uint32_t m_hi = ((u[2] >> 4) & 0x0f0f0f0fu) | ((u[1] >> 6) & 0x03030303u) << 4;
-            __m128i m8 = _mm_set_epi32(0, 0, (int)m_hi, (int)m_lo);
-            __m512i sc16 = _mm512_cvtepu8_epi16(_mm256_castsi128_si256(_mm_set_epi32(0, 0, (int)sc_hi, (int)sc_lo)));
+            __m128i sc8, m8;
+            q4k_scales(b->scales, &sc8, &m8);
+            __m512i sc16 = _mm512_cvtepu8_epi16(_mm256_castsi128_si256(sc8));
             const int8_t *aq = qs + KZ_QK_K * i;
             __m512i sumi = _mm512_setzero_si512();
             for (int k = 0; k < 2; k++) {
