@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT
  * Picks the kernel table: checks the CPU once, prefers the best variant
- * whose features are all present (avx512 > avx2 > ref), and honours
+ * whose features are all present (avx512 > avx2 > ref on x86-64,
+ * neon-dotprod > neon > ref on AArch64), and honours
  * KZ_KERNELS=<name> to force one for debugging and benchmarking.
  *
  * On x86-64 a feature counts only when the CPU reports it (cpuid) *and* the
  * OS saves the register state it needs (xgetbv XCR0): YMM state for AVX2,
- * plus opmask and ZMM state for AVX-512.
+ * plus opmask and ZMM state for AVX-512. On AArch64 Linux the kernel's
+ * HWCAP bits say both at once.
  */
 #include "engine/kernels/kernels.h"
 #include "engine/kernels/simd.h"
@@ -53,6 +55,14 @@ static unsigned cpu_families(void)
 }
 #endif
 
+#if KZ_HAVE_ARM
+#include <sys/auxv.h>
+
+/* Linux's AArch64 HWCAP bits (asm/hwcap.h), spelled out so the build does
+ * not depend on the kernel headers' age. */
+enum { ARM_HWCAP_ASIMD = 1 << 1, ARM_HWCAP_ASIMDDP = 1 << 20 };
+#endif
+
 int kz_kernels_list(const struct kz_kernels **out, int max)
 {
     int n = 0;
@@ -62,6 +72,13 @@ int kz_kernels_list(const struct kz_kernels **out, int max)
         out[n++] = &kz_kernels_avx512;
     if ((fam & CPU_AVX2) && n < max)
         out[n++] = &kz_kernels_avx2;
+#endif
+#if KZ_HAVE_ARM
+    unsigned long hw = getauxval(AT_HWCAP);
+    if ((hw & ARM_HWCAP_ASIMD) && (hw & ARM_HWCAP_ASIMDDP) && n < max)
+        out[n++] = &kz_kernels_neon_dotprod;
+    if ((hw & ARM_HWCAP_ASIMD) && n < max)
+        out[n++] = &kz_kernels_neon;
 #endif
     if (n < max)
         out[n++] = &kz_kernels_ref;

@@ -231,9 +231,10 @@ extern const struct kz_kernels kz_kernels_ref;
  * for the life of the process (static storage; thread-safe after the first
  * call returns; call it once at startup before spawning workers).
  * Without KZ_KERNELS it is the best variant this CPU runs (avx512 > avx2 >
- * ref on x86-64). KZ_KERNELS=<name> forces a variant; a name that is
- * unknown or that this CPU cannot run is refused with a warning on stderr
- * and the automatic choice is used instead (dispatch.c). */
+ * ref on x86-64; neon-dotprod > neon > ref on AArch64). KZ_KERNELS=<name>
+ * forces a variant; a name that is unknown or that this CPU cannot run is
+ * refused with a warning on stderr and the automatic choice is used
+ * instead (dispatch.c). */
 const struct kz_kernels *kz_kernels_get(void);
 
 /* Every variant built into this binary that this CPU can run, best first,
