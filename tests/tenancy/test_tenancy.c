@@ -672,6 +672,7 @@ struct crash {
     int port;
     int next;
     int answered[N_CRASH]; /* a complete 200 reached the client */
+    int n_answered;        /* under mu */
     pthread_mutex_t mu;
 };
 
@@ -693,6 +694,9 @@ static void *crash_main(void *arg)
         int st = tnet_request(c->port, "POST", "/v1/chat/completions", h, body("chat", 10), 20000, &r);
         json_t *j = st == 200 && r.body ? json_loads(r.body, 0, NULL) : NULL;
         c->answered[i] = json_integer_value(json_object_get(json_object_get(j, "usage"), "completion_tokens")) == 10;
+        pthread_mutex_lock(&c->mu);
+        c->n_answered += c->answered[i];
+        pthread_mutex_unlock(&c->mu);
         json_decref(j);
         tnet_resp_free(&r);
     }
@@ -715,10 +719,19 @@ static void crash(void)
     pthread_t th[N_CRASH];
     for (int i = 0; i < N_CRASH; i++)
         pthread_create(&th[i], NULL, crash_main, &c);
-    /* each answer takes 500 ms and request i starts at 2i ms: at 800 ms about
-     * 150 are answered and the 150 others in flight (with those whose
-     * answers are leaving at that moment) */
-    usleep(800 * 1000);
+    /* each answer takes 500 ms and request i starts at 2i ms: the kill comes
+     * once 50 are answered (about 600 ms in on an idle machine, later on a
+     * loaded one or under the sanitizers), with most of the others in
+     * flight and some answers leaving at that moment */
+    double t_wait = tnet_now_ms();
+    for (;;) {
+        pthread_mutex_lock(&c.mu);
+        int na = c.n_answered;
+        pthread_mutex_unlock(&c.mu);
+        if (na >= 50 || tnet_now_ms() - t_wait > 20000)
+            break;
+        usleep(2000);
+    }
     kill(srv.pid, SIGKILL);
     tnet_stop(&srv, SIGKILL, 5000);
     for (int i = 0; i < N_CRASH; i++)
