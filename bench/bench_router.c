@@ -14,7 +14,12 @@
  * take turns at each rate and the sweep repeats --reps times; tables show
  * medians, added latency against the direct run of the same repetition. A
  * target stops climbing (in that repetition) at the first rate it does not
- * hold: an error, or a p99 above the bound. Only 127.0.0.1 is contacted:
+ * hold: an error, or a p99 above the bound. With --interleave MS, kyozon
+ * and the second target (peer or ledger) share each run instead, taking
+ * turns every MS ms at the full rate; with --together both get the full
+ * rate for the whole run, their requests alternating. Either way both meet
+ * the same machine, which on a shared host moves by more than small
+ * differences between them. Only 127.0.0.1 is contacted:
  * URLs must name it (or localhost), sockets connect to INADDR_LOOPBACK.
  */
 #include <math.h>
@@ -35,6 +40,8 @@ struct opts {
     int n_rates;
     double duration_s, warmup_s, p99_bound_ms;
     int max_requests, conns, reps, timeout_ms, mock_port, peer_pid, peer_port, ledger;
+    double interleave_ms; /* > 0: kyozon and the second target take turns within one run */
+    int together;         /* kyozon and the second target both at the full rate in one run */
     const char *kyozon_bin, *mockllm_bin, *peer_url, *peer_name;
     char peer_prefix[256];   /* the path of its base URL */
     char peer_headers[2048]; /* "Name: value\r\n" lines */
@@ -70,6 +77,8 @@ struct load {
     double *lat; /* latencies of the good answers, ms */
     long n_lat, done;
     int timeout_ms;
+    const struct target *t;
+    long total; /* requests due to this target */
 };
 
 static void usage(FILE *f)
@@ -89,7 +98,11 @@ static void usage(FILE *f)
                "  --peer-header 'H: V' a header for every peer request (repeatable)\n"
                "  --peer-pid PID       the peer's process, for its CPU column\n"
                "  --ledger             instead of a peer: a second kyozon with a ledger (--db) and an API key,\n"
-               "                       to measure what authentication, budgets and the usage ledger add\n");
+               "                       to measure what authentication, budgets and the usage ledger add\n"
+               "  --interleave MS      kyozon and the peer (or ledger) share each run, taking turns every MS ms\n"
+               "                       at the full rate (default 0: one run after the other)\n"
+               "  --together           kyozon and the peer (or ledger) share each run, both at the full rate\n"
+               "                       all the time (requests alternate between them)\n");
 }
 
 /* "1000,2000,5000" into o->rates. */
@@ -157,12 +170,13 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"--timeout-ms", .i = &o->timeout_ms, .min = 1, .max = 1e7},
         {"--mock-port", .i = &o->mock_port, .min = 0, .max = 65535},
         {"--peer-pid", .i = &o->peer_pid, .min = 1, .max = 1e9},
+        {"--interleave", .d = &o->interleave_ms, .min = 0, .max = 1e6},
         {"--kyozon", .s = &o->kyozon_bin},
         {"--peer-name", .s = &o->peer_name},
     };
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--ledger")) { /* the one flag without a value */
-            o->ledger = 1;
+        if (!strcmp(argv[i], "--ledger") || !strcmp(argv[i], "--together")) { /* the flags without a value */
+            *(argv[i][2] == 'l' ? &o->ledger : &o->together) = 1;
             continue;
         }
         const char *a = argv[i], *v = i + 1 < argc ? argv[++i] : NULL;
@@ -194,6 +208,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
     }
     if (o->ledger && o->peer_url)
         return fprintf(stderr, "bench_router: --ledger and --peer take the same slot; give one\n"), -1;
+    if (o->together && o->interleave_ms > 0)
+        return fprintf(stderr, "bench_router: --together and --interleave are two ways to pair; give one\n"), -1;
+    if (o->together)
+        o->interleave_ms = 1; /* pair the runs (the turns themselves are not used) */
     return 0;
 }
 
@@ -373,34 +391,61 @@ static void summarize(struct load *L, long total, struct result *r)
     r->max = n ? L->lat[n - 1] : NONE;
 }
 
-/* rate × duration requests (at most max_requests) to t over o->conns
- * connections, open-loop. Requests not answered timeout_ms after the last
- * one was due are errors. mock: the upstream's process, for its CPU. */
-static int run_load(const struct opts *o, const struct target *t, pid_t mock, double rate, double duration_s,
-                    struct result *r)
+/* The load a connection belongs to, among n loads. */
+static struct load *owner(struct load *Ls, int n, const struct conn *k)
 {
-    static struct load L;
+    for (int m = 0; m < n; m++)
+        if (k >= Ls[m].conns && k < Ls[m].conns + MAX_CONNS)
+            return &Ls[m];
+    return &Ls[0];
+}
+
+/* rate × duration requests (at most max_requests) over o->conns connections
+ * per target, open-loop. With one target every request goes to it; with
+ * two, request i goes to the one whose turn it is at its due time (turns of
+ * o->interleave_ms). Requests not answered timeout_ms after the last one
+ * was due are errors. mock: the upstream's process, for its CPU. r[m] gets
+ * target m's figures; its CPU share is scaled to the time it had the load. */
+static int run_load(const struct opts *o, const struct target *const *ts, int nts, pid_t mock, double rate,
+                    double duration_s, struct result *r)
+{
+    static struct load Ls[2];
     long total = (long)(rate * duration_s) < o->max_requests ? (long)(rate * duration_s) : o->max_requests;
-    memset(&L, 0, sizeof L);
-    L.timeout_ms = o->timeout_ms;
-    L.lat = kz_malloc((size_t)(total > 0 ? total : 1) * sizeof *L.lat);
-    L.epfd = epoll_create1(EPOLL_CLOEXEC);
-    int rc = !L.lat || L.epfd < 0 ? -1 : 0;
-    for (L.n_conns = 0; !rc && L.n_conns < o->conns; L.n_conns++) {
-        rc = conn_open(&L, &L.conns[L.n_conns], t->port);
-        L.idle[L.n_idle++] = L.n_conns;
+    int epfd = epoll_create1(EPOLL_CLOEXEC), rc = epfd < 0 ? -1 : 0;
+    double cpu0[2], mcpu0 = proc_cpu_ms(mock);
+    for (int m = 0; m < nts; m++) {
+        struct load *L = &Ls[m];
+        memset(L, 0, sizeof *L);
+        L->timeout_ms = o->timeout_ms;
+        L->t = ts[m];
+        L->epfd = epfd;
+        L->lat = kz_malloc((size_t)(total > 0 ? total : 1) * sizeof *L->lat);
+        rc |= !L->lat ? -1 : 0;
+        for (L->n_conns = 0; !rc && L->n_conns < o->conns; L->n_conns++) {
+            rc = conn_open(L, &L->conns[L->n_conns], L->t->port);
+            L->idle[L->n_idle++] = L->n_conns;
+        }
+        cpu0[m] = proc_cpu_ms(ts[m]->pid);
     }
-    double cpu0 = proc_cpu_ms(t->pid), mcpu0 = proc_cpu_ms(mock);
+    if (nts > 1 && o->together) /* each target at the full rate: the requests alternate */
+        rate *= nts, total *= nts;
     double period = 1e3 / rate, t0 = tnet_now_ms() + 1, end = due_at(t0, period, total - 1) + o->timeout_ms;
-    long next = 0;
-    for (double now = tnet_now_ms(); !rc && L.done < total && now < end; now = tnet_now_ms()) {
+    long next = 0, done = 0;
+    for (double now = tnet_now_ms(); !rc && done < total && now < end; now = tnet_now_ms()) {
         long due = now < t0 ? 0 : (long)((now - t0) / period) + 1;
         due = due < total ? due : total;
-        while (next < due && L.n_idle > 0) {
-            struct conn *k = &L.conns[L.idle[--L.n_idle]];
-            if (conn_send(k, t, due_at(t0, period, next++)) != 0) {
-                finish(&L, k, 0, now);
-                reopen(&L, k, t->port, 0);
+        while (next < due) {
+            double at = due_at(t0, period, next);
+            int m = nts == 1 ? 0 : o->together ? (int)(next % nts) : (int)((long)((at - t0) / o->interleave_ms) % nts);
+            struct load *L = &Ls[m];
+            if (L->n_idle == 0)
+                break;
+            struct conn *k = &L->conns[L->idle[--L->n_idle]];
+            next++;
+            L->total++;
+            if (conn_send(k, L->t, at) != 0) {
+                finish(L, k, 0, now);
+                reopen(L, k, L->t->port, 0);
             }
         }
         /* Wake for the next request, unless one already waits for a
@@ -408,21 +453,32 @@ static int run_load(const struct opts *o, const struct target *t, pid_t mock, do
          * (Linux 5.11) takes ns: whole ms are too coarse at 0.1 ms apart. */
         struct epoll_event evs[64];
         double left = fmax(0, (next == due && due < total ? due_at(t0, period, due) : end) - now);
-        struct timespec ts = {(time_t)(left / 1e3), (long)(fmod(left, 1e3) * 1e6)};
-        int n = epoll_pwait2(L.epfd, evs, 64, &ts, NULL);
+        struct timespec ts_ = {(time_t)(left / 1e3), (long)(fmod(left, 1e3) * 1e6)};
+        int n = epoll_pwait2(epfd, evs, 64, &ts_, NULL);
         now = tnet_now_ms();
-        for (int i = 0; i < n; i++)
-            on_readable(&L, evs[i].data.ptr, t->port, now);
+        for (int i = 0; i < n; i++) {
+            struct load *L = owner(Ls, nts, evs[i].data.ptr);
+            long before = L->done;
+            on_readable(L, evs[i].data.ptr, L->t->port, now);
+            done += L->done - before;
+        }
     }
-    double wall = tnet_now_ms() - t0, cpu1 = proc_cpu_ms(t->pid), mcpu1 = proc_cpu_ms(mock);
-    summarize(&L, total, r);
-    r->cpu_pct = cpu0 >= 0 && cpu1 >= 0 ? 100.0 * (cpu1 - cpu0) / wall : NONE;
-    r->mock_cpu_pct = mcpu0 >= 0 && mcpu1 >= 0 ? 100.0 * (mcpu1 - mcpu0) / wall : NONE;
-    for (int i = 0; i < L.n_conns; i++)
-        conn_close(&L.conns[i]);
-    if (L.epfd >= 0)
-        close(L.epfd);
-    kz_free(L.lat);
+    double wall = tnet_now_ms() - t0, mcpu1 = proc_cpu_ms(mock);
+    for (int m = 0; m < nts; m++) {
+        struct load *L = &Ls[m];
+        double cpu1 = proc_cpu_ms(ts[m]->pid);
+        /* requests never sent (the run ended first) are this target's errors too */
+        long mine = nts == 1 ? total : L->total + (total - next) / nts;
+        summarize(L, mine, &r[m]);
+        double share = o->together ? 1 : nts; /* in turns, each had the load 1/nts of the time */
+        r[m].cpu_pct = cpu0[m] >= 0 && cpu1 >= 0 ? 100.0 * share * (cpu1 - cpu0[m]) / wall : NONE;
+        r[m].mock_cpu_pct = mcpu0 >= 0 && mcpu1 >= 0 ? 100.0 * (mcpu1 - mcpu0) / wall : NONE;
+        for (int i = 0; i < L->n_conns; i++)
+            conn_close(&L->conns[i]);
+        kz_free(L->lat);
+    }
+    if (epfd >= 0)
+        close(epfd);
     return rc;
 }
 
@@ -603,19 +659,33 @@ static int sweep(const struct opts *o, const struct target *t, int nt, pid_t moc
     for (int k = 0; k < o->reps; k++) {
         int stopped[N_TARGETS] = {0};
         struct result w;
-        for (int ti = 0; ti < nt && o->warmup_s > 0; ti++) /* connections, caches, a JIT */
-            run_load(o, &t[ti], mock, o->rates[0], o->warmup_s, &w);
+        for (int ti = 0; ti < nt && o->warmup_s > 0; ti++) { /* connections, caches, a JIT */
+            const struct target *one = &t[ti];
+            run_load(o, &one, 1, mock, o->rates[0], o->warmup_s, &w);
+        }
         for (int ri = 0; ri < o->n_rates; ri++)
             for (int ti = 0; ti < nt; ti++) {
-                struct result *r = &res[k][ri][ti];
-                if (stopped[ti])
+                /* interleaved: kyozon's run carries the peer's too */
+                int pair = o->interleave_ms > 0 && nt == 3 && ti == T_KYOZON && !stopped[T_PEER];
+                if (stopped[ti] || (o->interleave_ms > 0 && ti == T_PEER))
                     continue;
-                if (run_load(o, &t[ti], mock, o->rates[ri], o->duration_s, r) != 0)
+                const struct target *ts[2] = {&t[ti], &t[T_PEER]};
+                struct result *r = &res[k][ri][ti];
+                struct result two[2];
+                if (run_load(o, ts, pair ? 2 : 1, mock, o->rates[ri], o->duration_s, pair ? two : r) != 0)
                     return fprintf(stderr, "bench_router: cannot reach %s on port %d\n", t[ti].name, t[ti].port),
                            -1;
-                fprintf(stderr, "rep %d  %6.0f req/s  %-8s p50 %.3f  p99 %.3f  max %.2f ms  errors %ld\n", k + 1,
-                        o->rates[ri], t[ti].name, r->p50, r->p99, r->max, r->errors);
-                stopped[ti] = r->errors > 0 || !(r->p99 <= o->p99_bound_ms);
+                if (pair) {
+                    *r = two[0];
+                    res[k][ri][T_PEER] = two[1];
+                }
+                for (int m = 0; m < (pair ? 2 : 1); m++) {
+                    int tj = m ? T_PEER : ti;
+                    const struct result *x = &res[k][ri][tj];
+                    fprintf(stderr, "rep %d  %6.0f req/s  %-8s p50 %.3f  p99 %.3f  max %.2f ms  errors %ld\n",
+                            k + 1, o->rates[ri], t[tj].name, x->p50, x->p99, x->max, x->errors);
+                    stopped[tj] = x->errors > 0 || !(x->p99 <= o->p99_bound_ms);
+                }
             }
     }
     return 0;
