@@ -72,6 +72,7 @@ struct call {
     int budget_waits;  /* times a retry waited for the budget */
     uv_timer_t retry_timer, deadline_timer, keepalive_timer;
     int closing;
+    int admitting;     /* the ledger is deciding on admission: c stays (on_admit) */
     /* tenancy: the meter from admission to settlement */
     struct kz_meter meter;
 };
@@ -80,6 +81,8 @@ static double since_s(uint64_t t0) { return (double)(uv_hrtime() - t0) * 1e-9; }
 static uint64_t now_ms(const struct call *c) { return uv_now(c->gw->loop); }
 
 static void try_next(struct call *c);
+static void on_admit(void *ud, int refused, const struct kz_api_error *e, long retry_after_ms);
+static void admitted(struct call *c);
 
 /* ---- lifetime --------------------------------------------------------------------- */
 
@@ -124,7 +127,7 @@ static void release_retry(struct call *c)
 
 static void maybe_free(struct call *c)
 {
-    if (c->res || c->att || c->closing)
+    if (c->res || c->att || c->closing || c->admitting)
         return;
     release_retry(c);
     if (c->counted)
@@ -738,12 +741,38 @@ void kz_call_handle(struct kz_gateway *gw, const struct kz_principal *p, struct 
     int64_t est_tokens = 0;
     int64_t max_cost = max_cost_of(gen->cfg, cm, &c->r, len, &est_tokens);
     long retry_after_ms = 0;
-    if (kz_tenancy_admit(gw->tenancy, p, c->r.model, max_cost, est_tokens, rid, explicit_id, &c->meter, &e,
-                         &retry_after_ms)) {
+    int adm = kz_tenancy_admit(gw->tenancy, p, c->r.model, max_cost, est_tokens, rid, explicit_id, &c->meter,
+                               on_admit, c, &e, &retry_after_ms);
+    if (adm < 0) {
         fail_client(c, &e, retry_after_ms);
         maybe_free(c);
         return;
     }
+    if (adm > 0) {
+        c->admitting = 1;
+        return;
+    }
+    admitted(c);
+}
+
+/* The ledger's word on an admission it had to look up (tenancy.h). */
+static void on_admit(void *ud, int refused, const struct kz_api_error *e, long retry_after_ms)
+{
+    struct call *c = ud;
+    c->admitting = 0;
+    if (refused)
+        fail_client(c, e, retry_after_ms);
+    else if (!c->res)
+        settle_now(c, 499, NULL, 0); /* the client left meanwhile (answered 499 then): its hold ends now */
+    else
+        admitted(c);
+    maybe_free(c);
+}
+
+/* Admitted: the request starts its attempts. */
+static void admitted(struct call *c)
+{
+    struct kz_gen *gen = c->gen;
     uint64_t now = now_ms(c);
     c->deadline_ms = now + gen->cfg->router.deadline_ms;
     uv_timer_start(&c->deadline_timer, on_deadline, gen->cfg->router.deadline_ms, 0);

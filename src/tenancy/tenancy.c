@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "core/alloc.h"
+#include "core/assert.h"
 #include "tenancy/tenancy_int.h"
 
 int64_t kz_tenancy_wall_ms(void)
@@ -72,6 +73,8 @@ void kz_tenancy_close(struct kz_tenancy *t)
 {
     if (!t)
         return;
+    /* the loop ran until its work requests were done, admissions included */
+    KZ_ASSERT(t->admitting == 0);
     kz_ledger_writer_stop(t->writer); /* commits what is queued; its posts may no longer arrive */
     if (t->journal)
         kz_settle_close(t);
@@ -246,28 +249,34 @@ static void rl_undo(struct kz_meter *m)
         kz_rl_settle(m->t->rl, m->owners, m->n_owners, m->admitted_ms, m->est_tokens, 0, wall_ms());
 }
 
-/* A client-chosen request id that is running, waiting to be committed or in
- * the ledger: 409, with the recorded figures when there are some. */
-static int duplicate(struct kz_tenancy *t, const char *id, int64_t tenant_id, struct kz_api_error *e)
+/* 409 for a request id the ledger has a record of. */
+static void answered_before(const struct kz_ledger_usage *prior, struct kz_api_error *e)
+{
+    kz_api_fail(e, 409, "invalid_request_error", "duplicate_request", NULL,
+                "a request with this Idempotency-Key was already answered (status %d, %lld input and "
+                "%lld output tokens, cost %lld micro-USD); it is not run or billed again",
+                prior->status, (long long)prior->input_tokens, (long long)prior->output_tokens,
+                (long long)prior->cost);
+}
+
+/* A client-chosen request id that is running or waiting to be committed
+ * here, or (in_ledger) recorded in the ledger: 409, with the recorded
+ * figures when there are some. */
+static int duplicate(struct kz_tenancy *t, const char *id, int64_t tenant_id, int in_ledger, struct kz_api_error *e)
 {
     for (const struct kz_meter *r = t->running; r; r = r->run_next)
         if (strcmp(r->request_id, id) == 0)
             return kz_api_fail(e, 409, "invalid_request_error", "duplicate_request", NULL,
                                "a request with this Idempotency-Key is still running"),
                    1;
+    if (kz_settle_has(t, id))
+        return kz_api_fail(e, 409, "invalid_request_error", "duplicate_request", NULL,
+                           "a request with this Idempotency-Key was already answered; it is not run or billed again"),
+               1;
     struct kz_ledger_usage prior;
     struct kz_err err = {{0}};
-    int journaled = kz_settle_has(t, id);
-    if (journaled || kz_ledger_usage_get(t->ledger, tenant_id, id, &prior, &err) == KZ_OK) {
-        if (journaled)
-            kz_api_fail(e, 409, "invalid_request_error", "duplicate_request", NULL,
-                        "a request with this Idempotency-Key was already answered; it is not run or billed again");
-        else
-            kz_api_fail(e, 409, "invalid_request_error", "duplicate_request", NULL,
-                        "a request with this Idempotency-Key was already answered (status %d, %lld input and "
-                        "%lld output tokens, cost %lld micro-USD); it is not run or billed again",
-                        prior.status, (long long)prior.input_tokens, (long long)prior.output_tokens,
-                        (long long)prior.cost);
+    if (in_ledger && kz_ledger_usage_get(t->ledger, tenant_id, id, &prior, &err) == KZ_OK) {
+        answered_before(&prior, e);
         return 1;
     }
     return 0;
@@ -317,41 +326,131 @@ static int afford(struct kz_tenancy *t, const struct kz_principal *p, int64_t co
 }
 
 /* Shared ledger: the hold is a reservation in the database, decided there
- * against what every server has spent and holds. 0 admitted, else e says
- * why. */
-static int reserve_shared(struct kz_tenancy *t, const struct kz_keys_info *k, struct kz_meter *m,
-                          struct kz_api_error *e)
+ * against what every server has spent and holds. What kz_ledger_reserve
+ * said, as an answer: 0 admitted, else e says why. */
+static int reserve_outcome(kz_status rc, enum kz_ledger_deny deny, const struct kz_err *err, int64_t max_cost,
+                           struct kz_api_error *e)
 {
-    enum kz_ledger_deny deny = KZ_DENY_NONE;
-    struct kz_err err = {{0}};
-    kz_status rc = kz_ledger_reserve(t->ledger, k->id, k->tenant_id, m->max_cost, m->request_id, &m->reservation,
-                                     &deny, &err);
     switch (rc) {
     case KZ_OK:
         return 0;
     case KZ_ELIMIT:
         if (deny == KZ_DENY_CREDIT)
-            kz_api_fail(e, 402, "insufficient_quota", "insufficient_credit", NULL, "%s", err.msg);
+            kz_api_fail(e, 402, "insufficient_quota", "insufficient_credit", NULL, "%s", err->msg);
         else
             kz_api_fail(e, 402, "insufficient_quota", "budget_exhausted", NULL, "%s (the request may cost %lld)",
-                        err.msg, (long long)m->max_cost);
+                        err->msg, (long long)max_cost);
         return -1;
     case KZ_ENOTFOUND: /* revoked or expired since the lookup */
-        kz_api_fail(e, 401, "invalid_request_error", "invalid_api_key", NULL, "%s", err.msg);
+        kz_api_fail(e, 401, "invalid_request_error", "invalid_api_key", NULL, "%s", err->msg);
         return -1;
     case KZ_EINVAL: /* the request id: another server runs or ran it */
         kz_api_fail(e, 409, "invalid_request_error", "duplicate_request", NULL, "%s; it is not run or billed again",
-                    err.msg);
+                    err->msg);
         return -1;
     default:
-        kz_api_fail(e, 503, "server_error", "ledger_unavailable", NULL, "%s", err.msg);
+        kz_api_fail(e, 503, "server_error", "ledger_unavailable", NULL, "%s", err->msg);
         return -1;
     }
 }
 
+/* The admitted meter starts to count; with a client-chosen id it is listed
+ * as running (duplicate() looks there). */
+static void activate(struct kz_tenancy *t, struct kz_meter *m, int explicit_id)
+{
+    m->active = 1;
+    if (explicit_id) {
+        m->run_next = t->running;
+        if (t->running)
+            t->running->run_prev = m;
+        t->running = m;
+    }
+}
+
+/* A shared ledger's admission, off the loop: the database round trips (the
+ * ledger lookup of a client-chosen id, then the reservation) run on libuv's
+ * thread pool, and the request goes on when they are back. The meter is
+ * the caller's and stays put until `done` (kz_tenancy.h); the thread only
+ * writes this job. */
+struct admit_job {
+    uv_work_t req;
+    struct kz_tenancy *t;
+    struct kz_meter *m;
+    int explicit_id;
+    kz_admit_fn done;
+    void *ud;
+    /* inputs copied from the meter, results: the thread's */
+    int64_t key_id, tenant_id, max_cost;
+    char request_id[KZ_LEDGER_ID_MAX];
+    int answered;                 /* the ledger has a record of this id */
+    struct kz_ledger_usage prior;
+    kz_status rc;
+    enum kz_ledger_deny deny;
+    int64_t reservation;
+    struct kz_err err;
+};
+
+static void admit_work(uv_work_t *req)
+{
+    struct admit_job *j = req->data;
+    if (j->explicit_id && kz_ledger_usage_get(j->t->ledger, j->tenant_id, j->request_id, &j->prior, &j->err) == KZ_OK) {
+        j->answered = 1;
+        return;
+    }
+    memset(&j->err, 0, sizeof j->err);
+    j->rc = kz_ledger_reserve(j->t->ledger, j->key_id, j->tenant_id, j->max_cost, j->request_id, &j->reservation,
+                              &j->deny, &j->err);
+}
+
+static void admit_after(uv_work_t *req, int status)
+{
+    struct admit_job *j = req->data;
+    struct kz_api_error e;
+    memset(&e, 0, sizeof e);
+    long retry_after_ms = 0;
+    int refused = 0;
+    if (status != 0) { /* cancelled: the loop is going away */
+        kz_api_fail(&e, 503, "server_error", "ledger_unavailable", NULL, "the server is stopping");
+        refused = 1;
+    } else if (j->answered) {
+        answered_before(&j->prior, &e);
+        refused = 1;
+    } else {
+        refused = reserve_outcome(j->rc, j->deny, &j->err, j->max_cost, &e) != 0;
+    }
+    if (refused) {
+        rl_undo(j->m);
+        retry_after_ms = e.status == 503 ? 1000 : 0;
+    } else {
+        j->m->reservation = j->reservation;
+        activate(j->t, j->m, j->explicit_id);
+    }
+    j->t->admitting--;
+    j->done(j->ud, refused ? -1 : 0, &e, retry_after_ms);
+    kz_free(j);
+}
+
+static int admit_shared(struct kz_tenancy *t, struct kz_meter *m, int explicit_id, kz_admit_fn done, void *ud,
+                        struct kz_api_error *e)
+{
+    struct admit_job *j = kz_calloc(1, sizeof *j);
+    if (!j)
+        return kz_api_fail(e, 503, "server_error", NULL, NULL, "out of memory"), -1;
+    *j = (struct admit_job){.t = t, .m = m, .explicit_id = explicit_id, .done = done, .ud = ud,
+                            .key_id = m->key_id, .tenant_id = m->tenant_id, .max_cost = m->max_cost};
+    snprintf(j->request_id, sizeof j->request_id, "%s", m->request_id);
+    j->req.data = j;
+    if (uv_queue_work(t->loop, &j->req, admit_work, admit_after) != 0) {
+        kz_free(j);
+        return kz_api_fail(e, 503, "server_error", "ledger_unavailable", NULL, "cannot queue the reservation"), -1;
+    }
+    t->admitting++;
+    return 1;
+}
+
 int kz_tenancy_admit(struct kz_tenancy *t, const struct kz_principal *p, const char *model, int64_t max_cost,
                      int64_t est_tokens, const char *request_id, int explicit_id, struct kz_meter *m,
-                     struct kz_api_error *e, long *retry_after_ms)
+                     kz_admit_fn done, void *ud, struct kz_api_error *e, long *retry_after_ms)
 {
     memset(m, 0, sizeof *m);
     *retry_after_ms = 0;
@@ -371,9 +470,9 @@ int kz_tenancy_admit(struct kz_tenancy *t, const struct kz_principal *p, const c
         *retry_after_ms = 1000;
         return -1;
     }
-    if (explicit_id && duplicate(t, request_id, k->tenant_id, e)) {
+    /* a shared ledger is asked off the loop, with the reservation */
+    if (explicit_id && duplicate(t, request_id, k->tenant_id, !t->shared, e))
         return -1;
-    }
     snprintf(m->request_id, sizeof m->request_id, "%s", request_id);
     m->tenant_id = k->tenant_id;
     m->key_id = k->id;
@@ -399,19 +498,15 @@ int kz_tenancy_admit(struct kz_tenancy *t, const struct kz_principal *p, const c
             return -1;
         }
     }
-    if (t->shared ? reserve_shared(t, k, m, e) : afford(t, p, max_cost, e)) {
+    int rc = t->shared ? admit_shared(t, m, explicit_id, done, ud, e) : afford(t, p, max_cost, e);
+    if (rc < 0) {
         rl_undo(m);
         *retry_after_ms = e->status == 503 ? 1000 : 0;
         return -1;
     }
-    m->active = 1;
-    if (explicit_id) {
-        m->run_next = t->running;
-        if (t->running)
-            t->running->run_prev = m;
-        t->running = m;
-    }
-    return 0;
+    if (rc == 0)
+        activate(t, m, explicit_id);
+    return rc;
 }
 
 static void ms_text(char *buf, size_t size, int64_t ms)

@@ -33,10 +33,12 @@
  * what one process holds in memory is not enough. Admission then reserves
  * the maximum cost in the database (kz_ledger_reserve: one transaction that
  * locks the tenant's row), and the settle that commits the record ends that
- * reservation in the same transaction. The key lookup and the reservation
- * are round trips to the database made on the loop: on loopback ~0.1 ms
- * each; a database further away adds its round trips to every metered
- * request. While PostgreSQL is unreachable, metered requests get 503 at
+ * reservation in the same transaction. The reservation (and the ledger
+ * lookup of a client-chosen request id) runs on libuv's thread pool, so the
+ * loop never waits for the database on that path: the request goes on when
+ * the answer is back. The key lookup is still a round trip made on the
+ * loop (keys are not cached with a shared ledger: another server may revoke
+ * one). While PostgreSQL is unreachable, metered requests get 503 at
  * once, and the connections come back by themselves when it does. Rate
  * limits stay per process. Expired reservations of servers that died are
  * swept every minute.
@@ -118,14 +120,21 @@ struct kz_meter {
     int64_t reservation;           /* shared ledger: the database's hold (0: held in memory) */
 };
 
+/* The word on an admission that had to ask the database: the return value
+ * and arguments of kz_tenancy_admit below. Called once, on the loop. */
+typedef void (*kz_admit_fn)(void *ud, int refused, const struct kz_api_error *e, long retry_after_ms);
+
 /* Admits one request of `p` for public `model`: scope, rate limits and a
  * hold of max_cost micro-dollars, under request_id (explicit_id: the client
  * chose it, so it is checked against earlier requests). 0: admitted (open
  * principals unmetered); an admitted meter must be settled. -1: e says why
- * (the status and code to answer), *retry_after_ms when > 0. */
+ * (the status and code to answer), *retry_after_ms when > 0.
+ * 1: pending (a shared ledger: the reservation is a database round trip,
+ * made off the loop): done(ud, ...) says which later; until then the meter
+ * must stay where it is, and settling it is a no-op. */
 int kz_tenancy_admit(struct kz_tenancy *t, const struct kz_principal *p, const char *model, int64_t max_cost,
                      int64_t est_tokens, const char *request_id, int explicit_id, struct kz_meter *m,
-                     struct kz_api_error *e, long *retry_after_ms);
+                     kz_admit_fn done, void *ud, struct kz_api_error *e, long *retry_after_ms);
 
 /* Adds x-ratelimit-* headers for the limits that applied. */
 void kz_tenancy_headers(const struct kz_meter *m, struct kz_http_res *res);

@@ -67,6 +67,7 @@ struct kz_tenancy {
     struct kz_rl *rl;
     int has_keys;                       /* sticky: keys are never deleted */
     int shared;                         /* PostgreSQL: holds are reservations in the database */
+    int admitting;                      /* shared: admissions waiting for the database (admit_job) */
     int commit_failing;                 /* said so on stderr; said again when it ends */
     uv_timer_t *sweep_timer;            /* shared: releases reservations of dead servers (own allocation) */
     struct kz_hold *holds[KZ_HOLD_BUCKETS];

@@ -76,6 +76,15 @@ static int64_t key(struct kz_ledger *l, int64_t tid, int64_t budget, char out[64
     return id;
 }
 
+static int64_t new_tenant(struct kz_ledger *l, const char *name)
+{
+    struct kz_ledger_tenant_spec ts = {.name = name};
+    int64_t tid = 0;
+    struct kz_err err = {{0}};
+    T_EQ_INT(kz_ledger_tenant_create(l, &ts, &tid, &err), KZ_OK);
+    return tid;
+}
+
 static int chat(int port, const char *k, const char *idem, int timeout_ms, struct tnet_resp *r)
 {
     char auth[128], id[160];
@@ -103,6 +112,84 @@ static int64_t drain_reservations(struct kz_ledger *l, int timeout_ms)
             break;
     }
     return n;
+}
+
+/* ---- the loop does not wait for the database ---------------------------------------- */
+
+struct pending_chat {
+    int port;
+    const char *key;
+    int status;
+    double done_ms;
+};
+
+static void *pending_main(void *arg)
+{
+    struct pending_chat *pc = arg;
+    struct tnet_resp r;
+    pc->status = chat(pc->port, pc->key, NULL, 20000, &r);
+    pc->done_ms = tnet_now_ms();
+    tnet_resp_free(&r);
+    return NULL;
+}
+
+/* A reservation waits on its tenant's row lock; a test transaction holds
+ * that lock for a while. The request waits, but the server's loop does not:
+ * /health answers at once meanwhile, and the request goes on when the lock
+ * is released. A request whose client leaves while it waits has its
+ * reservation ended when the answer comes. */
+static void loop_free(void)
+{
+    struct kz_ledger *l = ledger(NULL);
+    if (!l)
+        return;
+    int64_t tid = new_tenant(l, "locked");
+    struct kz_err err = {{0}};
+    char k[64];
+    key(l, tid, 0, k);
+    kz_ledger_close(l);
+    struct tnet_resp r;
+    T_EQ_INT(chat(srv[0].port, k, NULL, 10000, &r), 200); /* the key is known and cached */
+    tnet_resp_free(&r);
+
+    PGconn *pc = PQconnectdb(url);
+    T_OK(PQstatus(pc) == CONNECTION_OK, "test connection");
+    char sql[128];
+    snprintf(sql, sizeof sql, "BEGIN; SELECT 1 FROM tenants WHERE id = %lld FOR UPDATE", (long long)tid);
+    PGresult *res = PQexec(pc, sql);
+    T_OK(PQresultStatus(res) == PGRES_TUPLES_OK, "tenant row locked: %s", PQresultErrorMessage(res));
+    PQclear(res);
+    struct pending_chat c = {.port = srv[0].port, .key = k};
+    pthread_t th;
+    pthread_create(&th, NULL, pending_main, &c);
+    /* a second one gives up while it waits: its client leaves after 300 ms */
+    T_OK(chat(srv[0].port, k, NULL, 300, &r) != 200, "the impatient request was not answered");
+    tnet_resp_free(&r);
+    double t0 = tnet_now_ms();
+    T_EQ_INT(tnet_request(srv[0].port, "GET", "/health", NULL, NULL, 5000, &r), 200);
+    double health_ms = tnet_now_ms() - t0;
+    tnet_resp_free(&r);
+    T_OK(health_ms < 250, "/health answered in %.0f ms while a reservation waited", health_ms);
+    T_OK(c.done_ms == 0, "the request still waits for the lock");
+    double released = tnet_now_ms();
+    res = PQexec(pc, "COMMIT");
+    PQclear(res);
+    PQfinish(pc);
+    pthread_join(th, NULL);
+    T_EQ_INT(c.status, 200);
+    T_OK(c.done_ms - released < 5000, "answered %.0f ms after the lock went", c.done_ms - released);
+    /* the reservation made for the client that left ends too */
+    if ((l = ledger(NULL))) {
+        T_EQ_INT(drain_reservations(l, 10000), 0);
+        struct kz_ledger_usage_row *rows = NULL;
+        size_t n = 0;
+        struct kz_ledger_query q = {.by = KZ_GROUP_TOTAL};
+        T_OK(kz_ledger_usage(l, tid, &q, &rows, &n, &err) == KZ_OK && n == 1 && rows[0].requests == 3,
+             "3 requests recorded (the first, the patient one, the one whose client left): %lld",
+             n ? (long long)rows[0].requests : -1LL);
+        kz_free(rows);
+        kz_ledger_close(l);
+    }
 }
 
 /* ---- one settle journal per server ------------------------------------------------- */
@@ -177,10 +264,8 @@ static void budget(void)
     struct kz_ledger *l = ledger(NULL);
     if (!l)
         return;
-    struct kz_ledger_tenant_spec ts = {.name = "racer"};
-    int64_t tid = 0, left = 0;
+    int64_t tid = new_tenant(l, "racer"), left = 0;
     struct kz_err err = {{0}};
-    T_EQ_INT(kz_ledger_tenant_create(l, &ts, &tid, &err), KZ_OK);
     /* slow answers: nothing settles while the others are admitted */
     mock_mode("{\"mode\":\"slow\",\"cadence_ms\":20,\"tokens\":4}");
     int64_t reserve = (int64_t)strlen(chat_body) + 4 * 1000;
@@ -432,6 +517,7 @@ int main(void)
         return t_done();
     }
     t_subtest("journal", journal);
+    t_subtest("the loop does not wait for the database", loop_free);
     if (!getenv("KZ_SKIP_BUDGET"))
         t_subtest("budget", budget);
     t_subtest("ft15", ft15);
