@@ -4,8 +4,11 @@
  *
  * Decode reads every weight once per token, so its ceiling is
  * bandwidth / bytes-per-token. The bandwidth is measured here, in the same
- * run: a vectorized read (the kernel table's f32 dot against a small cached
- * vector) over a 1 GiB float array with the same thread count, best of 7.
+ * run: a vectorized read (the kernel table's sum, four independent vector
+ * accumulators) of a 1 GiB float array with the same thread count, best of
+ * 7. An earlier probe, the f32 dot against a cached vector, read 30-40% more
+ * slowly than this on the 2-vCPU EPYC of docs/PERFORMANCE.md, below what Q8_0
+ * decode itself reached: a roofline has to be the fastest read we can make.
  */
 #include <math.h>
 #include <stdio.h>
@@ -43,13 +46,12 @@ static double now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-#define BW_CHUNK 16384 /* floats per dot call: the second operand stays in L1/L2 */
+#define BW_CHUNK 16384 /* floats: the unit in which the array is split between threads */
 
 struct bw_job {
     const float *a;
-    const float *ones;
     size_t n;
-    kz_dot_f32_fn dot;
+    float (*sum)(const float *x, int64_t n);
     float sums[64];
 };
 
@@ -58,27 +60,20 @@ static void bw_task(void *arg, int ith, int nth)
     struct bw_job *j = arg;
     long c0, c1;
     kz_split_rows((long)(j->n / BW_CHUNK), ith, nth, &c0, &c1);
-    float s = 0.0f;
-    for (long c = c0; c < c1; c++)
-        s += j->dot(BW_CHUNK, j->a + (size_t)c * BW_CHUNK, j->ones);
-    j->sums[ith & 63] = s; /* keeps the reads from being optimized away */
+    /* kept, so the reads cannot be optimized away */
+    j->sums[ith & 63] = j->sum(j->a + (size_t)c0 * BW_CHUNK, (int64_t)(c1 - c0) * BW_CHUNK);
 }
 
 /* GB/s of a vectorized 1 GiB read with the pool's threads, best of 7; <= 0 on failure. */
 static double measure_bandwidth(struct kz_pool *pool)
 {
     size_t n = ((size_t)1 << 30) / sizeof(float);
-    float *a = kz_malloc_aligned(n * sizeof(float), 64), *ones = kz_malloc_aligned(BW_CHUNK * sizeof(float), 64);
-    if (!a || !ones) {
-        kz_free_aligned(a);
-        kz_free_aligned(ones);
+    float *a = kz_malloc_aligned(n * sizeof(float), 64);
+    if (!a)
         return -1.0;
-    }
     for (size_t i = 0; i < n; i++)
         a[i] = (float)(i & 7);
-    for (int i = 0; i < BW_CHUNK; i++)
-        ones[i] = 1.0f;
-    struct bw_job j = {a, ones, n, kz_kernels_get()->type_ops(KZ_DT_F32)->dot_f32, {0}};
+    struct bw_job j = {a, n, kz_kernels_get()->sum, {0}};
     double best = 0.0;
     for (int r = 0; r < 7; r++) {
         double t0 = now();
@@ -88,7 +83,6 @@ static double measure_bandwidth(struct kz_pool *pool)
             best = gbs;
     }
     kz_free_aligned(a);
-    kz_free_aligned(ones);
     return best;
 }
 

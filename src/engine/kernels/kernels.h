@@ -127,6 +127,12 @@ void kz_ref_silu(float *out, const float *x, int64_t n);
 /* SwiGLU gate: out[i] = silu(gate[i]) * up[i]; out may equal gate or up. */
 void kz_ref_swiglu(float *out, const float *gate, const float *up, int64_t n);
 
+/* The sum of x (n,), n >= 0, accumulated in double in index order. The
+ * SIMD variants add in float over several independent vector accumulators
+ * (their own order): `kyozon bench` measures the machine's read bandwidth
+ * through this entry, so it must go as fast as the loads can. */
+float kz_ref_sum(const float *x, int64_t n);
+
 /* W (rows, cols) of `type` @ x (cols,) -> out (rows,):
  * out[r] = dot_f32(row r of w, x). Rows are contiguous, each
  * kz_dtype_row_size(type, cols) bytes. The type must be supported by
@@ -216,6 +222,7 @@ struct kz_kernels {
     void (*softmax)(float *x, int64_t n);
     void (*silu)(float *out, const float *x, int64_t n);
     void (*swiglu)(float *out, const float *gate, const float *up, int64_t n);
+    float (*sum)(const float *x, int64_t n);
     void (*attn_scores)(const float *q, const float *k, size_t stride, int n, int hd, float scale, float *out);
     /* batched products, contracts of kz_ref_act_type / act_quantize / gemm_rows */
     uint32_t (*act_type)(uint32_t wtype);

@@ -9,13 +9,15 @@
  *     {1..8, 17}, 19 rows or 18 from row 1 (full and partial micro tiles of
  *     2, 4 and 16 rows), a padded out_stride, and pointers off the natural
  *     alignment;
- *   - rmsnorm, softmax, silu, swiglu at awkward lengths, in place too.
+ *   - rmsnorm, softmax, silu, swiglu at awkward lengths, in place too;
+ *   - sum: exact on whole numbers, bounded on random floats.
  * The integer parts of the quantized products are exact, so the tolerances
  * below only cover float accumulation order.
  *
  * To add a kernel: compare it here with its ref/ counterpart under a named
  * tolerance, for every entry of kz_kernels_list().
  */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -165,7 +167,7 @@ static void dispatch(void)
     for (int v = 0; v < n_variants; v++) {
         const struct kz_kernels *k = variants[v];
         T_OK(kz_kernels_find(k->name) == k, "find(%s)", k->name);
-        T_OK(k->type_ops && k->matvec_rows && k->rmsnorm && k->softmax && k->silu && k->swiglu &&
+        T_OK(k->type_ops && k->matvec_rows && k->rmsnorm && k->softmax && k->silu && k->swiglu && k->sum &&
                  k->attn_scores && k->act_type && k->act_quantize && k->gemm_rows,
              "%s: every entry filled", k->name);
         T_OK(k->type_ops(KZ_DT_IQ4_XS) == NULL, "%s: unsupported type", k->name);
@@ -514,6 +516,36 @@ static void vec_ops(void)
     }
 }
 
+/* The sum (kyozon bench's bandwidth probe). On whole numbers every order of
+ * addition gives the exact sum, so any variant must match the reference to
+ * the bit: a lane dropped or counted twice cannot hide in a tolerance. Then
+ * random floats, within the error bound of any summation order. Lengths
+ * 0..130 and 4099, one float off alignment. */
+static void sum_op(void)
+{
+    enum { MAXN = 4099 };
+    float *xb = kz_malloc(sizeof(float) * (MAXN + 1)), *x = xb + 1;
+    for (int v = 0; v < n_variants; v++) {
+        const struct kz_kernels *k = variants[v];
+        int bad_exact = 0, bad_float = 0;
+        for (int n = 0; n <= MAXN; n = n < 130 ? n + 1 : MAXN + (n == MAXN)) {
+            double abs_sum = 0.0;
+            for (int i = 0; i < n; i++)
+                x[i] = (float)((int)(rng_u32() % 2001) - 1000); /* partial sums stay below 2^24 */
+            bad_exact += k->sum(x, n) != kz_ref_sum(x, n);
+            for (int i = 0; i < n; i++) {
+                x[i] = rng_uniform() * 50.0f;
+                abs_sum += fabs((double)x[i]);
+            }
+            bad_float += fabs((double)k->sum(x, n) - (double)kz_ref_sum(x, n)) > (double)FLT_EPSILON * (n + 1) * abs_sum;
+        }
+        T_EQ_INT(bad_exact, 0);
+        T_EQ_INT(bad_float, 0);
+        printf("# %s sum checked\n", k->name);
+    }
+    kz_free(xb);
+}
+
 /* One head's scores over n positions, rows `stride` floats apart (padded,
  * so a kernel reading past hd would be caught), against the reference. */
 static void attn_scores(void)
@@ -560,6 +592,7 @@ int main(void)
     t_subtest("gemm_rows vs ref", gemm_rows);
     t_subtest("matvec_rows and dot_f32 vs ref", matvec_and_dot);
     t_subtest("vector ops vs ref", vec_ops);
+    t_subtest("sum vs ref", sum_op);
     t_subtest("attention scores vs ref", attn_scores);
     return t_done();
 }

@@ -641,6 +641,25 @@ static void n_attn_scores(const float *q, const float *k, size_t stride, int n, 
     }
 }
 
+/* Four independent accumulators: the loads set the pace (see x_sum). */
+static float n_sum(const float *x, int64_t n)
+{
+    float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a0 = vaddq_f32(a0, vld1q_f32(x + i));
+        a1 = vaddq_f32(a1, vld1q_f32(x + i + 4));
+        a2 = vaddq_f32(a2, vld1q_f32(x + i + 8));
+        a3 = vaddq_f32(a3, vld1q_f32(x + i + 12));
+    }
+    for (; i + 4 <= n; i += 4)
+        a0 = vaddq_f32(a0, vld1q_f32(x + i));
+    float s = vaddvq_f32(vaddq_f32(vaddq_f32(a0, a1), vaddq_f32(a2, a3)));
+    for (; i < n; i++)
+        s += x[i];
+    return s;
+}
+
 /* Mean of squares in double (products of floats are exact in double), then
  * the reference's out = (x * scale) * w. */
 static void n_rmsnorm(float *out, const float *x, const float *restrict w, int64_t n, float eps)
@@ -706,6 +725,7 @@ const struct kz_kernels KZ_ARM_TABLE = {
     .softmax = n_softmax,
     .silu = n_silu,
     .swiglu = n_swiglu,
+    .sum = n_sum,
     .act_type = n_act_type,
     .act_quantize = n_act_quantize,
     .gemm_rows = n_gemm_rows,

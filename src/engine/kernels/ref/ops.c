@@ -63,6 +63,14 @@ void kz_ref_swiglu(float *out, const float *gate, const float *up, int64_t n)
         out[i] = silu1(gate[i]) * up[i];
 }
 
+float kz_ref_sum(const float *x, int64_t n)
+{
+    double s = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        s += (double)x[i];
+    return (float)s;
+}
+
 /* W (rows, cols) @ x (cols,) -> out (rows,), rows [r0, r1) only */
 void kz_ref_matvec_rows(const void *w, uint32_t type, int64_t cols, const float *restrict x,
                         float *restrict out, int64_t r0, int64_t r1)

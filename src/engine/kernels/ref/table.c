@@ -40,6 +40,7 @@ const struct kz_kernels kz_kernels_ref = {
     .softmax = kz_ref_softmax,
     .silu = kz_ref_silu,
     .swiglu = kz_ref_swiglu,
+    .sum = kz_ref_sum,
     .attn_scores = kz_ref_attn_scores,
     .act_type = kz_ref_act_type,
     .act_quantize = kz_ref_act_quantize,
