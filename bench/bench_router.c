@@ -210,8 +210,6 @@ static int parse_args(int argc, char **argv, struct opts *o)
         return fprintf(stderr, "bench_router: --ledger and --peer take the same slot; give one\n"), -1;
     if (o->together && o->interleave_ms > 0)
         return fprintf(stderr, "bench_router: --together and --interleave are two ways to pair; give one\n"), -1;
-    if (o->together)
-        o->interleave_ms = 1; /* pair the runs (the turns themselves are not used) */
     return 0;
 }
 
@@ -665,9 +663,10 @@ static int sweep(const struct opts *o, const struct target *t, int nt, pid_t moc
         }
         for (int ri = 0; ri < o->n_rates; ri++)
             for (int ti = 0; ti < nt; ti++) {
-                /* interleaved: kyozon's run carries the peer's too */
-                int pair = o->interleave_ms > 0 && nt == 3 && ti == T_KYOZON && !stopped[T_PEER];
-                if (stopped[ti] || (o->interleave_ms > 0 && ti == T_PEER))
+                /* paired (--interleave, --together): kyozon's run carries the peer's too */
+                int paired = o->interleave_ms > 0 || o->together;
+                int pair = paired && nt == 3 && ti == T_KYOZON && !stopped[T_PEER];
+                if (stopped[ti] || (paired && ti == T_PEER))
                     continue;
                 const struct target *ts[2] = {&t[ti], &t[T_PEER]};
                 struct result *r = &res[k][ri][ti];

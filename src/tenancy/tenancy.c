@@ -325,6 +325,14 @@ static int afford(struct kz_tenancy *t, const struct kz_principal *p, int64_t co
     return 0;
 }
 
+/* A refused admission: its rate-limit counts are taken back; the Retry-After
+ * to answer with (ms, 0: none). */
+static long refuse(struct kz_meter *m, const struct kz_api_error *e)
+{
+    rl_undo(m);
+    return e->status == 503 ? 1000 : 0;
+}
+
 /* Shared ledger: the hold is a reservation in the database, decided there
  * against what every server has spent and holds. What kz_ledger_reserve
  * said, as an answer: 0 admitted, else e says why. */
@@ -419,8 +427,7 @@ static void admit_after(uv_work_t *req, int status)
         refused = reserve_outcome(j->rc, j->deny, &j->err, j->max_cost, &e) != 0;
     }
     if (refused) {
-        rl_undo(j->m);
-        retry_after_ms = e.status == 503 ? 1000 : 0;
+        retry_after_ms = refuse(j->m, &e);
     } else {
         j->m->reservation = j->reservation;
         activate(j->t, j->m, j->explicit_id);
@@ -500,8 +507,7 @@ int kz_tenancy_admit(struct kz_tenancy *t, const struct kz_principal *p, const c
     }
     int rc = t->shared ? admit_shared(t, m, explicit_id, done, ud, e) : afford(t, p, max_cost, e);
     if (rc < 0) {
-        rl_undo(m);
-        *retry_after_ms = e->status == 503 ? 1000 : 0;
+        *retry_after_ms = refuse(m, e);
         return -1;
     }
     if (rc == 0)
