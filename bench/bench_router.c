@@ -42,7 +42,7 @@ struct opts {
     int max_requests, conns, reps, timeout_ms, mock_port, peer_pid, peer_port, ledger;
     double interleave_ms; /* > 0: kyozon and the second target take turns within one run */
     int together;         /* kyozon and the second target both at the full rate in one run */
-    const char *kyozon_bin, *mockllm_bin, *peer_url, *peer_name;
+    const char *kyozon_bin, *mockllm_bin, *peer_url, *peer_name, *upstream_stream;
     char peer_prefix[256];   /* the path of its base URL */
     char peer_headers[2048]; /* "Name: value\r\n" lines */
 };
@@ -97,6 +97,7 @@ static void usage(FILE *f)
                "  --peer-name NAME     its name in the tables (default peer)\n"
                "  --peer-header 'H: V' a header for every peer request (repeatable)\n"
                "  --peer-pid PID       the peer's process, for its CPU column\n"
+               "  --upstream-stream M  kyozon's provider setting upstream_stream: always (default) or client\n"
                "  --ledger             instead of a peer: a second kyozon with a ledger (--db) and an API key,\n"
                "                       to measure what authentication, budgets and the usage ledger add\n"
                "  --interleave MS      kyozon and the peer (or ledger) share each run, taking turns every MS ms\n"
@@ -173,6 +174,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"--interleave", .d = &o->interleave_ms, .min = 0, .max = 1e6},
         {"--kyozon", .s = &o->kyozon_bin},
         {"--peer-name", .s = &o->peer_name},
+        {"--upstream-stream", .s = &o->upstream_stream},
     };
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--ledger") || !strcmp(argv[i], "--together")) { /* the flags without a value */
@@ -495,9 +497,10 @@ static int start_kyozon(const struct opts *o, int upstream_port, const char *db,
     fprintf(f,
             "server: {host: 127.0.0.1, port: 0}\n"
             "providers:\n  - {name: mock, type: openai, base_url: \"http://127.0.0.1:%d/v1\", privacy: private,\n"
+            "     upstream_stream: %s,\n"
             "     price: {input_per_mtok: 0.15, output_per_mtok: 0.6}}\n"
             "models:\n  - name: bench\n    deployments:\n      - {provider: mock, model: bench}\n",
-            upstream_port);
+            upstream_port, o->upstream_stream);
     if (fclose(f) != 0)
         return -1;
     const char *argv[] = {o->kyozon_bin, "serve", "--config", cfg, db ? "--db" : NULL, db, NULL};
@@ -694,7 +697,7 @@ int main(int argc, char **argv)
 {
     static struct opts o = {.duration_s = 3, .warmup_s = 2, .p99_bound_ms = 50,
                             .max_requests = 1000000, .conns = 64, .reps = 3,
-                            .timeout_ms = 2000, .peer_name = "peer"};
+                            .timeout_ms = 2000, .peer_name = "peer", .upstream_stream = "always"};
     static char kbin[4200], mbin[4200]; /* next to this program, where the build puts them */
     const char *slash = strrchr(argv[0], '/');
     int dl = slash ? (int)(slash - argv[0]) : 1;

@@ -68,6 +68,7 @@ struct kz_cfg_provider {
     int has_price;
     enum kz_privacy privacy;     /* [local for type local, external otherwise] */
     int weight;                  /* [1] default weight of its deployments */
+    int upstream_stream_client;  /* [0: always stream] 1: stream only when the client does */
     int line;                    /* where it was defined, for messages */
 };
 

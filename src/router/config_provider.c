@@ -14,6 +14,7 @@ enum pkey {
     PK_NAME, PK_TYPE, PK_BASE_URL, PK_API_KEY, PK_MODEL_PATH, PK_N_PARALLEL, PK_N_CTX, PK_N_THREADS,
     PK_API_VERSION, PK_REGION, PK_ACCESS_KEY_ID, PK_SECRET_ACCESS_KEY, PK_SESSION_TOKEN, PK_CONNECT_TIMEOUT,
     PK_HEADER_TIMEOUT, PK_IDLE_TIMEOUT, PK_REQUEST_TIMEOUT, PK_MAX_CONCURRENCY, PK_PRICE, PK_PRIVACY, PK_WEIGHT,
+    PK_UPSTREAM_STREAM,
     PK_COUNT
 };
 
@@ -47,6 +48,7 @@ static const struct {
     [PK_PRICE] = {"price", ALL},
     [PK_PRIVACY] = {"privacy", ALL},
     [PK_WEIGHT] = {"weight", ALL},
+    [PK_UPSTREAM_STREAM] = {"upstream_stream", REMOTE},
 };
 
 static int find_key(const char *key)
@@ -214,6 +216,10 @@ static kz_status read_key(const struct kz_cfg_ctx *cx, const struct kz_cfg_node 
         return read_privacy(cx, n, p);
     case PK_WEIGHT:
         return kz_cfg__int(cx, n, 1, 1000000, &p->weight);
+    case PK_UPSTREAM_STREAM: {
+        static const char *const names[2] = {"always", "client"};
+        return kz_cfg__choice(cx, n, "upstream_stream", names, 2, &p->upstream_stream_client);
+    }
     }
     return KZ_OK;
 }

@@ -9,7 +9,7 @@
 #include "core/alloc.h"
 #include "router/openai_scan.h"
 
-kz_status kz_openai_build_request(const struct kz_api_request *r, const char *upstream_model, char **body,
+kz_status kz_openai_build_request(const struct kz_api_request *r, const char *upstream_model, int stream, char **body,
                                   size_t *len, struct kz_err *err)
 {
     json_t *o = json_deep_copy(r->root);
@@ -18,7 +18,7 @@ kz_status kz_openai_build_request(const struct kz_api_request *r, const char *up
     if (r->kind == KZ_API_EMBEDDINGS) {
         if (json_object_set_new(o, "encoding_format", json_string("float")))
             goto oom;
-    } else {
+    } else if (stream) {
         json_t *so = json_object_get(o, "stream_options");
         if (!json_is_object(so)) {
             so = json_object();

@@ -22,11 +22,12 @@
 #include "core/status.h"
 #include "router/events.h"
 
-/* The client's body with "model" replaced by upstream_model and streaming
- * forced on (chat and completions); embeddings ask for float vectors (the
+/* The client's body with "model" replaced by upstream_model; chat and
+ * completions ask for a stream with usage when stream is set, and go as the
+ * client sent them otherwise; embeddings ask for float vectors (the
  * client's encoding_format is applied when we answer).
  * Unknown fields pass through. kz_free *body. */
-kz_status kz_openai_build_request(const struct kz_api_request *r, const char *upstream_model, char **body,
+kz_status kz_openai_build_request(const struct kz_api_request *r, const char *upstream_model, int stream, char **body,
                                   size_t *len, struct kz_err *err);
 
 struct kz_openai_dec {

@@ -147,12 +147,15 @@ static kz_status build(struct kz_attempt *a, const struct kz_api_request *r, con
     const struct kz_cfg_provider *c = a->p->cfg;
     kz_status rc = KZ_OK;
     char *path = NULL;
+    /* a stream shows a try alive from its first token; `upstream_stream: client` trades that for
+     * the cheaper whole answer when the client does not stream */
+    int stream = !c->upstream_stream_client || r->stream;
     switch (c->type) {
     case KZ_PROV_OPENAI:
     case KZ_PROV_KYOZON:
     case KZ_PROV_AZURE:
         a->dialect = D_OPENAI;
-        rc = kz_openai_build_request(r, model, &a->body, &a->body_len, err);
+        rc = kz_openai_build_request(r, model, stream, &a->body, &a->body_len, err);
         if (c->type == KZ_PROV_AZURE) {
             /* the deployment is in the URL; the body's model is ignored there */
             char *p1 = join(c->base_url, "/openai/deployments/", model, kind_path(r->kind));
@@ -168,7 +171,7 @@ static kz_status build(struct kz_attempt *a, const struct kz_api_request *r, con
         break;
     case KZ_PROV_ANTHROPIC:
         a->dialect = D_ANTHROPIC;
-        rc = kz_anthropic_build_request(r, model, 1, 4096, &a->body, &a->body_len, err);
+        rc = kz_anthropic_build_request(r, model, stream, 4096, &a->body, &a->body_len, err);
         a->url = join(c->base_url, "/messages", "", "");
         if (!rc)
             rc = add_hdr(a, "anthropic-version", "2023-06-01");
@@ -178,7 +181,7 @@ static kz_status build(struct kz_attempt *a, const struct kz_api_request *r, con
     case KZ_PROV_BEDROCK:
         a->dialect = D_BEDROCK;
         rc = kz_bedrock_build_request(r, &a->body, &a->body_len, err);
-        path = kz_bedrock_path(model, 1);
+        path = kz_bedrock_path(model, stream);
         a->url = path ? join(c->base_url, path, "", "") : NULL;
         if (!rc && a->url) {
             if (c->api_key)

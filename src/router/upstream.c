@@ -23,6 +23,7 @@
  * (a resolver's) are closed on "remove", as curl closes them itself.
  */
 #include "router/upstream.h"
+#include "router/upstream_int.h"
 
 #include <curl/curl.h>
 #include <pthread.h>
@@ -33,46 +34,6 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
-
-#define MAX_HEAD (64u << 10)
-/* Finished easy handles kept for the next calls: curl_easy_init allocates
- * a handle of several KiB plus its 16 KiB receive buffer, and cleanup frees
- * them again, on every call otherwise. curl_easy_reset keeps the buffers. */
-#define SPARE_EASY 64
-
-struct kz_upstream {
-    uv_loop_t *loop;
-    CURLM *multi;
-    uv_timer_t timer;
-    struct kz_up_call *calls; /* doubly linked, for free */
-    struct sock *socks;
-    struct fd_slot *fds; /* indexed by socket */
-    size_t n_fds;
-    size_t active;
-    CURL *spare[SPARE_EASY]; /* reset, not in the multi handle */
-    size_t n_spare;
-};
-
-struct kz_up_call {
-    struct kz_upstream *u;
-    struct kz_up_call *prev, *next;
-    CURL *easy;
-    struct curl_slist *hdrs;
-    struct kz_up_cbs cbs;
-    void *ud;
-    char *head;
-    size_t head_len, head_cap;
-    int status;
-    int head_done;
-    int in_cb;      /* inside a curl callback: removal must wait */
-    int cancelled;  /* no more user callbacks */
-    int finished;   /* removed from curl; only the timer's close is pending */
-    int stop_rc;    /* set when we asked curl to stop: why */
-    char stop_msg[160];
-    uint64_t t_start, t_last, head_deadline_ms, idle_ms, total_ms;
-    uv_timer_t deadline;
-    char errbuf[CURL_ERROR_SIZE];
-};
 
 struct sock {
     uv_poll_t poll;
@@ -103,7 +64,7 @@ static CURL *easy_get(struct kz_upstream *u) { return u->n_spare ? u->spare[--u-
 /* Takes back a handle already removed from the multi handle. */
 static void easy_put(struct kz_upstream *u, CURL *e)
 {
-    if (u->n_spare == SPARE_EASY) {
+    if (u->n_spare == KZ_UP_SPARE_EASY) {
         curl_easy_cleanup(e);
         return;
     }
@@ -120,18 +81,23 @@ static void call_freed(uv_handle_t *h)
     kz_free(c);
 }
 
-/* Removes the transfer from curl and reports (unless cancelled). */
-static void call_finish(struct kz_up_call *c, kz_status rc, const char *msg)
+/* Removes the transfer from its transport and reports (unless cancelled). */
+void kz_up__finish(struct kz_up_call *c, kz_status rc, const char *msg)
 {
     if (c->finished)
         return;
     c->finished = 1;
     struct kz_upstream *u = c->u;
-    curl_multi_remove_handle(u->multi, c->easy);
-    easy_put(u, c->easy);
-    curl_slist_free_all(c->hdrs);
-    c->easy = NULL;
-    c->hdrs = NULL;
+    if (c->easy) {
+        curl_multi_remove_handle(u->multi, c->easy);
+        easy_put(u, c->easy);
+        curl_slist_free_all(c->hdrs);
+        c->easy = NULL;
+        c->hdrs = NULL;
+    }
+    kz_h1_detach(c);
+    kz_free(c->req);
+    c->req = NULL;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -160,7 +126,9 @@ static void stop_from_cb(struct kz_up_call *c, kz_status rc, const char *msg)
 static uint64_t next_deadline(const struct kz_up_call *c)
 {
     uint64_t d = UINT64_MAX;
-    if (!c->head_done && c->head_deadline_ms)
+    if (c->connecting && c->connect_ms)
+        d = c->t_start + c->connect_ms;
+    if (!c->head_done && c->head_deadline_ms && c->t_start + c->head_deadline_ms < d)
         d = c->t_start + c->head_deadline_ms;
     if (c->idle_ms && c->head_done && c->t_last + c->idle_ms < d)
         d = c->t_last + c->idle_ms;
@@ -172,7 +140,7 @@ static uint64_t next_deadline(const struct kz_up_call *c)
 
 static void on_deadline(uv_timer_t *t);
 
-static void rearm(struct kz_up_call *c)
+void kz_up__rearm(struct kz_up_call *c)
 {
     uint64_t d = next_deadline(c), now = now_ms(c->u);
     if (d != UINT64_MAX)
@@ -186,6 +154,11 @@ static void on_deadline(uv_timer_t *t)
     struct kz_up_call *c = t->data;
     uint64_t now = now_ms(c->u);
     char msg[160];
+    if (c->connecting && c->connect_ms && now >= c->t_start + c->connect_ms) {
+        snprintf(msg, sizeof msg, "cannot connect within %llu ms", (unsigned long long)c->connect_ms);
+        kz_up__finish(c, KZ_ENOTFOUND, msg); /* like curl's connect timeout: the request never left */
+        return;
+    }
     if (!c->head_done && c->head_deadline_ms && now >= c->t_start + c->head_deadline_ms)
         snprintf(msg, sizeof msg, "no response head within %llu ms", (unsigned long long)c->head_deadline_ms);
     else if (c->total_ms && now >= c->t_start + c->total_ms)
@@ -193,18 +166,16 @@ static void on_deadline(uv_timer_t *t)
     else if (c->head_done && c->idle_ms && now >= c->t_last + c->idle_ms)
         snprintf(msg, sizeof msg, "the response stalled for %llu ms", (unsigned long long)c->idle_ms);
     else { /* data arrived since: sleep until the new deadline */
-        rearm(c);
+        kz_up__rearm(c);
         return;
     }
-    call_finish(c, KZ_EIO, msg);
+    kz_up__finish(c, KZ_EIO, msg);
 }
 
 /* ---- curl callbacks ------------------------------------------------------ */
 
-static size_t on_header(char *p, size_t size, size_t n, void *ud)
+size_t kz_up__head_line(struct kz_up_call *c, const char *p, size_t len)
 {
-    struct kz_up_call *c = ud;
-    size_t len = size * n;
     if (c->cancelled || c->stop_rc)
         return 0;
     c->t_last = now_ms(c->u);
@@ -218,7 +189,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
         if (c->status < 200)
             return len; /* interim response: the real head follows */
         c->head_done = 1;
-        rearm(c); /* from the head deadline to the idle one */
+        kz_up__rearm(c); /* from the head deadline to the idle one */
         if (!c->head && !(c->head = kz_malloc(1)))
             return 0;
         c->head[c->head_len] = '\0';
@@ -232,7 +203,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
         }
         return c->cancelled || c->stop_rc ? 0 : len;
     }
-    if (c->head_len + len + 1 > MAX_HEAD) {
+    if (c->head_len + len + 1 > KZ_UP_MAX_HEAD) {
         stop_from_cb(c, KZ_EPROTO, "upstream response head larger than 64 KiB");
         return 0;
     }
@@ -254,10 +225,8 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     return len;
 }
 
-static size_t on_write(char *p, size_t size, size_t n, void *ud)
+size_t kz_up__body(struct kz_up_call *c, const char *p, size_t len)
 {
-    struct kz_up_call *c = ud;
-    size_t len = size * n;
     if (c->cancelled || c->stop_rc)
         return 0;
     c->t_last = now_ms(c->u);
@@ -270,6 +239,9 @@ static size_t on_write(char *p, size_t size, size_t n, void *ud)
     }
     return c->cancelled || c->stop_rc ? 0 : len;
 }
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud) { return kz_up__head_line(ud, p, size * n); }
+static size_t on_write(char *p, size_t size, size_t n, void *ud) { return kz_up__body(ud, p, size * n); }
 
 static void sock_closed(uv_handle_t *h) { kz_free(h->data); }
 
@@ -446,9 +418,9 @@ static void check_done(struct kz_upstream *u)
         if (!c)
             continue;
         if (c->stop_rc)
-            call_finish(c, (kz_status)c->stop_rc, c->stop_msg);
+            kz_up__finish(c, (kz_status)c->stop_rc, c->stop_msg);
         else if (res == CURLE_OK)
-            call_finish(c, KZ_OK, NULL);
+            kz_up__finish(c, KZ_OK, NULL);
         else {
             char msg[CURL_ERROR_SIZE + 64];
             snprintf(msg, sizeof msg, "%s", c->errbuf[0] ? c->errbuf : curl_easy_strerror(res));
@@ -456,12 +428,27 @@ static void check_done(struct kz_upstream *u)
              * rest), so all three mean the request never left */
             int unsent = res == CURLE_COULDNT_CONNECT || res == CURLE_COULDNT_RESOLVE_HOST ||
                          res == CURLE_OPERATION_TIMEDOUT;
-            call_finish(c, unsent ? KZ_ENOTFOUND : KZ_EIO, msg);
+            kz_up__finish(c, unsent ? KZ_ENOTFOUND : KZ_EIO, msg);
         }
     }
 }
 
 /* ---- public -------------------------------------------------------------- */
+
+/* The plain client serves eligible URLs unless KZ_HTTP_CLIENT=curl asks
+ * for curl everywhere, or a proxy is configured in the environment: only
+ * curl honours http_proxy and its relatives. */
+static int use_native(void)
+{
+    const char *v = getenv("KZ_HTTP_CLIENT");
+    if (v && strcmp(v, "curl") == 0)
+        return 0;
+    static const char *const proxies[] = {"http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"};
+    for (size_t i = 0; i < sizeof proxies / sizeof *proxies; i++)
+        if ((v = getenv(proxies[i])) && *v)
+            return 0;
+    return 1;
+}
 
 kz_status kz_upstream_new(uv_loop_t *loop, struct kz_upstream **out, struct kz_err *err)
 {
@@ -485,6 +472,7 @@ kz_status kz_upstream_new(uv_loop_t *loop, struct kz_upstream **out, struct kz_e
     curl_multi_setopt(u->multi, CURLMOPT_TIMERFUNCTION, on_timer_change);
     curl_multi_setopt(u->multi, CURLMOPT_TIMERDATA, u);
     curl_multi_setopt(u->multi, CURLMOPT_MAXCONNECTS, 512L); /* keep-alive pool across requests */
+    u->native = use_native();
     *out = u;
     return KZ_OK;
 }
@@ -496,12 +484,13 @@ void kz_upstream_free(struct kz_upstream *u)
     if (!u)
         return;
     while (u->calls) /* their owners hear about it: nothing is left dangling */
-        call_finish(u->calls, KZ_EIO, "shutting down");
+        kz_up__finish(u->calls, KZ_EIO, "shutting down");
     while (u->n_spare)
         curl_easy_cleanup(u->spare[--u->n_spare]);
     curl_multi_cleanup(u->multi); /* closes the pooled connections */
     while (u->socks)              /* polls curl did not tell us to remove */
         sock_close(u->socks);
+    kz_h1_free(u);
     kz_free(u->fds);
     uv_timer_stop(&u->timer);
     uv_close((uv_handle_t *)&u->timer, upstream_closed);
@@ -509,32 +498,23 @@ void kz_upstream_free(struct kz_upstream *u)
 
 size_t kz_upstream_active(const struct kz_upstream *u) { return u->active; }
 
-kz_status kz_up_start(struct kz_upstream *u, const struct kz_up_req *req, const struct kz_up_cbs *cbs, void *ud,
-                      struct kz_up_call **out, struct kz_err *err)
+/* c's curl transfer, not yet added to the multi handle. */
+static kz_status curl_prepare(struct kz_up_call *c, const struct kz_up_req *req, struct kz_err *err)
 {
-    struct kz_up_call *c = kz_calloc(1, sizeof *c);
-    if (!c)
-        return kz_err_set(err, KZ_ENOMEM, "out of memory");
-    c->u = u;
-    c->cbs = *cbs;
-    c->ud = ud;
+    struct kz_upstream *u = c->u;
     c->easy = easy_get(u);
-    if (!c->easy) {
-        kz_free(c);
+    if (!c->easy)
         return kz_err_set(err, KZ_ENOMEM, "cannot create a curl handle");
-    }
     struct curl_slist *h = curl_slist_append(NULL, "Expect:"); /* no 100-continue round trip */
     for (size_t i = 0; h && i < req->n_headers; i++) {
         struct curl_slist *nh = curl_slist_append(h, req->headers[i]);
-        if (!nh) {
+        if (!nh)
             curl_slist_free_all(h);
-            h = NULL;
-        }
         h = nh;
     }
     if (!h) {
-        curl_easy_cleanup(c->easy);
-        kz_free(c);
+        easy_put(u, c->easy);
+        c->easy = NULL;
         return kz_err_set(err, KZ_ENOMEM, "out of memory");
     }
     c->hdrs = h;
@@ -563,6 +543,24 @@ kz_status kz_up_start(struct kz_upstream *u, const struct kz_up_req *req, const 
         if (strcmp(req->method, "POST") != 0)
             curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
     }
+    return KZ_OK;
+}
+
+kz_status kz_up_start(struct kz_upstream *u, const struct kz_up_req *req, const struct kz_up_cbs *cbs, void *ud,
+                      struct kz_up_call **out, struct kz_err *err)
+{
+    struct kz_up_call *c = kz_calloc(1, sizeof *c);
+    if (!c)
+        return kz_err_set(err, KZ_ENOMEM, "out of memory");
+    c->u = u;
+    c->cbs = *cbs;
+    c->ud = ud;
+    int native = u->native && kz_h1_eligible(req->url);
+    kz_status rc = native ? KZ_OK : curl_prepare(c, req, err);
+    if (rc) {
+        kz_free(c);
+        return rc;
+    }
     uv_timer_init(u->loop, &c->deadline);
     uv_unref((uv_handle_t *)&c->deadline);
     c->deadline.data = c;
@@ -570,17 +568,22 @@ kz_status kz_up_start(struct kz_upstream *u, const struct kz_up_req *req, const 
     c->head_deadline_ms = req->head_timeout_ms;
     c->idle_ms = req->idle_timeout_ms;
     c->total_ms = req->total_timeout_ms;
+    c->connect_ms = req->connect_timeout_ms ? req->connect_timeout_ms : 2000;
     c->next = u->calls;
     if (u->calls)
         u->calls->prev = c;
     u->calls = c;
     u->active++;
-    if (curl_multi_add_handle(u->multi, e) != CURLM_OK) {
+    if (native)
+        rc = kz_h1_start(c, req, err);
+    else if (curl_multi_add_handle(u->multi, c->easy) != CURLM_OK)
+        rc = kz_err_set(err, KZ_EIO, "cannot start the upstream call");
+    if (rc) {
         c->cancelled = 1;
-        call_finish(c, KZ_EIO, "");
-        return kz_err_set(err, KZ_EIO, "cannot start the upstream call");
+        kz_up__finish(c, rc, "");
+        return rc;
     }
-    rearm(c);
+    kz_up__rearm(c);
     *out = c;
     return KZ_OK;
 }
@@ -593,8 +596,8 @@ void kz_up_cancel(struct kz_up_call *c)
     if (c->finished)
         return;
     if (c->in_cb)
-        return; /* the callback returns an error; check_done removes it */
-    call_finish(c, KZ_EIO, "cancelled");
+        return; /* the callback returns an error; the transport then finishes it */
+    kz_up__finish(c, KZ_EIO, "cancelled");
 }
 
 int kz_up_header(const struct kz_up_head *h, const char *name, const char **value, size_t *len)

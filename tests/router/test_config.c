@@ -260,7 +260,7 @@ static void defaults(void)
                       "  - {name: br2, type: bedrock, base_url: http://127.0.0.1:1, region: eu-west-3,\n"
                       "     api_key: env:NODE_B_KEY}\n"
                       "  - {name: an, type: anthropic, base_url: http://127.0.0.1:2, api_key: env:NODE_B_KEY}\n"
-                      "  - {name: oa, type: openai, base_url: http://127.0.0.1:3/v1, weight: 7, privacy: private,\n"
+                      "  - {name: oa, type: openai, base_url: http://127.0.0.1:3/v1, weight: 7, privacy: private, upstream_stream: client,\n"
                       "     price: {output_per_mtok: 1}}\n"
                       "models:\n"
                       "  - name: meta-llama/Llama-3.1-8B:q4\n"
@@ -315,7 +315,9 @@ static void defaults(void)
     T_OK(p->api_key && !p->access_key_id && !p->secret_access_key, "bedrock bearer key");
     T_EQ_INT(c->providers[4].type, KZ_PROV_ANTHROPIC);
     T_EQ_INT(c->providers[4].privacy, KZ_PRIVACY_EXTERNAL);
+    T_EQ_INT(c->providers[4].upstream_stream_client, 0);
     T_EQ_INT(c->providers[5].weight, 7);
+    T_EQ_INT(c->providers[5].upstream_stream_client, 1);
 
     T_EQ_INT(c->n_models, 3);
     const struct kz_cfg_model *m = &c->models[0];
@@ -430,6 +432,8 @@ static const struct bad {
      "providers[1].type: only one provider of type local is allowed (providers[0] is one)"},
     {OA "    privacy: local\n", 5, "providers[0].privacy: only a provider of type local can have privacy local"},
     {OA "    privacy: public\n", 5, "providers[0].privacy: unknown privacy 'public' (expected local, private or external)"},
+    {OA "    upstream_stream: sometimes\n", 5,
+     "providers[0].upstream_stream: unknown upstream_stream 'sometimes' (expected always or client)"},
     {OA "    weight: 0\n", 5, "providers[0].weight: must be between 1 and 1000000 (got 0)"},
     {OA "    weight: -3\n", 5, "providers[0].weight: must be between 1"},
     {OA "    max_concurrency: lots\n", 5, "providers[0].max_concurrency: must be an integer"},

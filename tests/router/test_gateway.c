@@ -207,25 +207,28 @@ static const char *hdr_of(json_t *last, const char *name)
     return json_string_value(json_object_get(json_object_get(last, "headers"), name));
 }
 
-static void adapters(void)
+/* whole: every provider has `upstream_stream: client`, so plain requests go
+ * upstream unstreamed (and streamed ones still stream). */
+static void adapters_with(int whole)
 {
     struct tnet_proc m, g;
     T_OK(spawn_mock(&m, "8", "0") == 0, "mockllm started");
     char yaml[4096];
+    const char *us = whole ? ", upstream_stream: client" : "";
     snprintf(yaml, sizeof yaml,
              "providers:\n"
-             "  - {name: oai, type: openai, base_url: \"http://127.0.0.1:%d/v1\", api_key: env:T_OAI_KEY}\n"
+             "  - {name: oai, type: openai, base_url: \"http://127.0.0.1:%d/v1\", api_key: env:T_OAI_KEY%s}\n"
              "  - {name: az, type: azure, base_url: \"http://127.0.0.1:%d\", api_key: env:T_AZ_KEY, "
-             "api_version: 2024-10-21}\n"
-             "  - {name: ant, type: anthropic, base_url: \"http://127.0.0.1:%d/v1\", api_key: env:T_ANT_KEY}\n"
+             "api_version: 2024-10-21%s}\n"
+             "  - {name: ant, type: anthropic, base_url: \"http://127.0.0.1:%d/v1\", api_key: env:T_ANT_KEY%s}\n"
              "  - {name: br, type: bedrock, base_url: \"http://127.0.0.1:%d\", region: us-east-1, "
-             "access_key_id: env:T_AWS_ID, secret_access_key: env:T_AWS_SECRET}\n"
+             "access_key_id: env:T_AWS_ID, secret_access_key: env:T_AWS_SECRET%s}\n"
              "models:\n"
              "  - {name: m-openai, deployments: [{provider: oai, model: gpt-up}]}\n"
              "  - {name: m-azure, deployments: [{provider: az, model: dep-up}]}\n"
              "  - {name: m-anthropic, deployments: [{provider: ant, model: claude-up}]}\n"
              "  - {name: m-bedrock, deployments: [{provider: br, model: \"anthropic.claude-3-haiku-20240307-v1:0\"}]}\n",
-             m.port, m.port, m.port, m.port);
+             m.port, us, m.port, us, m.port, us, m.port, us);
     const char *env[] = {"T_OAI_KEY=sk-canary-oai-7f3a", "T_AZ_KEY=az-canary-7f3a", "T_ANT_KEY=ant-canary-7f3a",
                          "T_AWS_ID=AKIDCANARY7F3A", "T_AWS_SECRET=aws-secret-canary-7f3a", NULL};
     T_OK(spawn_gw(&g, yaml, env) == 0, "gateway started");
@@ -248,11 +251,17 @@ static void adapters(void)
         json_t *last = mock_last(m.port);
         const char *path = json_string_value(json_object_get(last, "path"));
         const char *auth = hdr_of(last, cases[i].auth_header);
-        T_OK(path && strcmp(path, cases[i].path) == 0, "%s: upstream path %s", cases[i].model, path);
+        char want[160];
+        snprintf(want, sizeof want, "%s", cases[i].path);
+        if (whole && i == 3)
+            want[strlen(want) - strlen("-stream")] = '\0'; /* Converse, not ConverseStream */
+        T_OK(path && strcmp(path, want) == 0, "%s: upstream path %s", cases[i].model, path);
         T_OK(auth && strncmp(auth, cases[i].auth_prefix, strlen(cases[i].auth_prefix)) == 0, "%s: %s: %s",
              cases[i].model, cases[i].auth_header, auth ? auth : "(none)");
         json_t *ub = json_loads(json_string_value(json_object_get(last, "body")), 0, NULL);
         if (i == 2) {
+            T_OK(json_is_true(json_object_get(ub, "stream")) == !whole, "anthropic: stream %s",
+                 whole ? "not asked" : "asked");
             T_EQ_STR(hdr_of(last, "anthropic-version"), "2023-06-01");
             T_EQ_STR(json_string_value(json_object_get(ub, "system")), "be brief");
             T_EQ_STR(json_string_value(json_object_get(ub, "model")), "claude-up");
@@ -260,6 +269,9 @@ static void adapters(void)
             T_OK(json_integer_value(json_object_get(json_object_get(ub, "inferenceConfig"), "maxTokens")) == 16,
                  "bedrock body: inferenceConfig.maxTokens");
             T_OK(hdr_of(last, "x-amz-date") != NULL, "bedrock: x-amz-date sent");
+        } else if (whole) {
+            T_OK(!json_is_true(json_object_get(ub, "stream")) && !json_object_get(ub, "stream_options"),
+                 "%s: a whole answer asked upstream", cases[i].model);
         } else {
             T_OK(json_is_true(json_object_get(json_object_get(ub, "stream_options"), "include_usage")),
                  "%s: usage asked upstream", cases[i].model);
@@ -272,6 +284,13 @@ static void adapters(void)
         T_OK(a.status == 200 && strcmp(a.text, FULL) == 0 && a.done && !a.error_event && !a.bad &&
                  a.completion_tokens == 8 && strcmp(a.provider, cases[i].provider) == 0,
              "%s streamed: %d '%s' done %d usage %ld", cases[i].model, a.status, a.text, a.done, a.completion_tokens);
+        last = mock_last(m.port);
+        path = json_string_value(json_object_get(last, "path"));
+        ub = json_loads(json_string_value(json_object_get(last, "body")), 0, NULL);
+        T_OK(i == 3 ? path && strcmp(path, cases[i].path) == 0 : json_is_true(json_object_get(ub, "stream")),
+             "%s streamed: a stream asked upstream (%s)", cases[i].model, path ? path : "?");
+        json_decref(ub);
+        json_decref(last);
     }
     /* completions and embeddings through OpenAI-dialect providers */
     const char *models[] = {"m-openai", "m-azure"};
@@ -323,6 +342,9 @@ static void adapters(void)
     stop_gw(&g);
     tnet_stop(&m, SIGTERM, 5000);
 }
+
+static void adapters(void) { adapters_with(0); }
+static void adapters_whole(void) { adapters_with(1); }
 
 /* ---- faults ---------------------------------------------------------------------- */
 
@@ -818,6 +840,7 @@ int main(void)
     T_OK(system(cmd) == 0, "synthetic model written");
     signal(SIGPIPE, SIG_IGN);
     t_subtest("adapters", adapters);
+    t_subtest("adapters_whole", adapters_whole);
     t_subtest("privacy", privacy);
     t_subtest("reload", reload);
     t_subtest("ft4_500", ft4_500);

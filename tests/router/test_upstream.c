@@ -1,9 +1,14 @@
 /* SPDX-License-Identifier: MIT
  * The upstream side of the router: the SSE parser on every split of a
- * stream, the OpenAI chunk decoder, and upstream calls over libcurl multi
- * on a libuv loop against a local HTTP server (streams, the head and idle
- * deadlines, refused connections, cancellation, connection reuse).
+ * stream, the OpenAI chunk decoder, and upstream calls on a libuv loop
+ * against a local HTTP server (streams, the head and idle deadlines,
+ * refused connections, cancellation, connection reuse), once with the plain
+ * HTTP/1.1 client and once with libcurl (KZ_HTTP_CLIENT=curl); and the
+ * plain client against a scripted raw server: a kept-alive connection that
+ * dies under a request (sent again once, on a new connection), answers that
+ * close their connection, bytes past an answer.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "http/http_test_util.h"
@@ -207,7 +212,7 @@ static void openai_chunks(void)
     T_EQ_INT(kz_api_request_decode(KZ_API_CHAT, body, strlen(body), &r, &e), KZ_OK);
     char *up = NULL;
     size_t len = 0;
-    T_EQ_INT(kz_openai_build_request(&r, "up-model", &up, &len, NULL), KZ_OK);
+    T_EQ_INT(kz_openai_build_request(&r, "up-model", 1, &up, &len, NULL), KZ_OK);
     json_t *j = json_loadb(up, len, 0, NULL);
     T_EQ_STR(json_string_value(json_object_get(j, "model")), "up-model");
     T_OK(json_is_true(json_object_get(j, "stream")), "forced to stream");
@@ -316,6 +321,20 @@ static double call(uv_loop_t *loop, struct kz_upstream *u, const char *url, cons
 
 static void on_tick(uv_timer_t *t) { (void)t; }
 
+/* A loop with an upstream client on it. The client's handles do not keep
+ * a loop alive (a server owns that); here a ticking timer does, so uv_run
+ * waits for I/O. */
+static struct kz_upstream *client_loop(uv_loop_t *loop, uv_timer_t *keeper)
+{
+    uv_loop_init(loop);
+    uv_timer_init(loop, keeper);
+    uv_timer_start(keeper, on_tick, 10, 10);
+    struct kz_upstream *u = NULL;
+    struct kz_err err;
+    T_EQ_INT(kz_upstream_new(loop, &u, &err), KZ_OK);
+    return u;
+}
+
 static void upstream_calls(void)
 {
     struct tsrv t;
@@ -323,15 +342,9 @@ static void upstream_calls(void)
     kz_http_config_default(&cfg);
     T_OK(tsrv_start(&t, &cfg, srv_handler, NULL) == 0, "server started");
     uv_loop_t loop;
-    uv_loop_init(&loop);
-    /* the client's handles do not keep a loop alive (a server owns that);
-     * here a ticking timer does, so uv_run waits for I/O */
     uv_timer_t keeper;
-    uv_timer_init(&loop, &keeper);
-    uv_timer_start(&keeper, on_tick, 10, 10);
-    struct kz_upstream *u;
     struct kz_err err;
-    T_EQ_INT(kz_upstream_new(&loop, &u, &err), KZ_OK);
+    struct kz_upstream *u = client_loop(&loop, &keeper);
     char url[128];
     struct callres r;
 
@@ -400,10 +413,161 @@ static void upstream_calls(void)
     tsrv_stop(&t, 0);
 }
 
+static void upstream_calls_curl(void)
+{
+    setenv("KZ_HTTP_CLIENT", "curl", 1);
+    upstream_calls();
+    unsetenv("KZ_HTTP_CLIENT");
+}
+
+/* ---- the plain client against a scripted raw server ------------------------------- */
+
+#define RAW_CLOSE "" /* an answer that closes the connection instead */
+
+struct raw_srv {
+    int fd, port, accepted;
+    pthread_t th;
+    const char *const *script[4]; /* per connection, in accept order: answers, NULL-ended */
+};
+
+/* Reads one request (head and Content-Length body): 0, or -1 at the close. */
+static int raw_read_request(int fd)
+{
+    char buf[8192];
+    size_t n = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf + n, sizeof buf - 1 - n);
+        if (r <= 0)
+            return -1;
+        n += (size_t)r;
+        buf[n] = '\0';
+        char *end = strstr(buf, "\r\n\r\n");
+        if (!end)
+            continue;
+        const char *cl = strcasestr(buf, "content-length:");
+        size_t want = (size_t)(end + 4 - buf) + (cl && cl < end ? (size_t)atoi(cl + 15) : 0);
+        if (n >= want)
+            return 0;
+    }
+}
+
+static void *raw_main(void *arg)
+{
+    struct raw_srv *s = arg;
+    for (int k = 0; k < 4 && s->script[k]; k++) {
+        int c = accept(s->fd, NULL, NULL);
+        if (c < 0)
+            break;
+        s->accepted++;
+        for (const char *const *a = s->script[k]; *a; a++) {
+            if (raw_read_request(c) != 0)
+                break;
+            if ((*a)[0] == '\0')
+                break; /* RAW_CLOSE: the request was read, no answer */
+            if (write(c, *a, strlen(*a)) < 0)
+                break;
+        }
+        close(c); /* everything sent was read: a plain FIN, which the client sees in its pool */
+    }
+    return NULL;
+}
+
+static void raw_start(struct raw_srv *s)
+{
+    s->fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    T_OK(bind(s->fd, (struct sockaddr *)&a, sizeof a) == 0 && listen(s->fd, 8) == 0, "raw server listens");
+    getsockname(s->fd, (struct sockaddr *)&a, &al);
+    s->port = ntohs(a.sin_port);
+    pthread_create(&s->th, NULL, raw_main, s);
+}
+
+static void raw_stop(struct raw_srv *s)
+{
+    shutdown(s->fd, SHUT_RDWR); /* wakes an accept that waits for a connection that never comes */
+    pthread_join(s->th, NULL);
+    close(s->fd);
+}
+
+#define OK_ANSWER "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+static void plain_client(void)
+{
+    uv_loop_t loop;
+    uv_timer_t keeper;
+    struct kz_err err;
+    struct kz_upstream *u = client_loop(&loop, &keeper);
+    char url[128];
+    struct callres r;
+
+    /* the kept-alive connection dies with the second request on it: sent again on a new one */
+    static const char *const keep_then_die[] = {OK_ANSWER, RAW_CLOSE, NULL}, *const one_ok[] = {OK_ANSWER, NULL};
+    struct raw_srv s = {.script = {keep_then_die, one_ok}};
+    raw_start(&s);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/a?b=c", s.port);
+    call(&loop, u, url, "{}", 2000, 2000, &r, 0);
+    T_OK(r.rc == KZ_OK && strcmp(r.body, "ok") == 0, "first call: %d %s", r.rc, r.msg);
+    call(&loop, u, url, "{}", 2000, 2000, &r, 0);
+    T_OK(r.rc == KZ_OK && strcmp(r.body, "ok") == 0, "sent again after the kept-alive connection died: %d %s", r.rc,
+         r.msg);
+    raw_stop(&s);
+    T_EQ_INT(s.accepted, 2);
+
+    /* only once: when the new connection dies too, the call fails */
+    static const char *const die[] = {RAW_CLOSE, NULL};
+    struct raw_srv s2 = {.script = {keep_then_die, die}};
+    raw_start(&s2);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", s2.port);
+    call(&loop, u, url, "{}", 2000, 2000, &r, 0);
+    T_OK(r.rc == KZ_OK, "first call: %d %s", r.rc, r.msg);
+    call(&loop, u, url, "{}", 2000, 2000, &r, 0);
+    T_OK(r.rc == KZ_EIO && strstr(r.msg, "without answering"), "no second retry: %d %s", r.rc, r.msg);
+    raw_stop(&s2);
+    T_EQ_INT(s2.accepted, 2);
+
+    /* "Connection: close", and bytes past an answer: the next call takes a new connection; a
+     * chunked answer with a trailer keeps it */
+    static const char *const closing[] = {"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\nx",
+                                          NULL},
+                             *const extra[] = {"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nyEXTRA", NULL},
+                             *const chunked[] = {
+                                 "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;e\r\nab\r\n0\r\nT: 1\r\n\r\n",
+                                 OK_ANSWER, NULL};
+    struct raw_srv s3 = {.script = {closing, extra, chunked}};
+    raw_start(&s3);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", s3.port);
+    call(&loop, u, url, NULL, 2000, 2000, &r, 0);
+    T_OK(r.rc == KZ_OK && strcmp(r.body, "x") == 0, "Connection: close: %d %s", r.rc, r.msg);
+    call(&loop, u, url, "{}", 2000, 2000, &r, 0);
+    T_OK(r.rc == KZ_OK && strcmp(r.body, "y") == 0, "bytes past the answer: %d %s %s", r.rc, r.msg, r.body);
+    call(&loop, u, url, "{}", 2000, 2000, &r, 0);
+    T_OK(r.rc == KZ_OK && strcmp(r.body, "ab") == 0, "chunked: %d %s %s", r.rc, r.msg, r.body);
+    call(&loop, u, url, "{}", 2000, 2000, &r, 0);
+    T_OK(r.rc == KZ_OK && strcmp(r.body, "ok") == 0, "kept after a chunked answer: %d %s", r.rc, r.msg);
+    raw_stop(&s3);
+    T_EQ_INT(s3.accepted, 3);
+
+    /* a header holding a line break is refused before anything is sent */
+    const char *hdrs[] = {"X: a\r\nInjected: yes"};
+    struct kz_up_req q = {"POST", url, hdrs, 1, "{}", 2, 1000, 0, 0, 0};
+    struct kz_up_call *c = NULL;
+    T_EQ_INT(kz_up_start(u, &q, &cbs, &r, &c, &err), KZ_EINVAL);
+    T_OK(strstr(err.msg, "line break") != NULL, "message: %s", err.msg);
+    T_EQ_INT((long)kz_upstream_active(u), 0);
+
+    kz_upstream_free(u);
+    uv_close((uv_handle_t *)&keeper, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    T_EQ_INT(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     t_subtest("sse_splits", sse_splits);
     t_subtest("openai_chunks", openai_chunks);
     t_subtest("upstream_calls", upstream_calls);
+    t_subtest("upstream_calls_curl", upstream_calls_curl);
+    t_subtest("plain_client", plain_client);
     return t_done();
 }
