@@ -27,6 +27,7 @@
 
 #include <curl/curl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +52,13 @@ struct fd_slot {
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+static void curl_init_once(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    /* the plain client writes with write(2): a peer that closed must give
+     * EPIPE, not kill the process (the server sets this too) */
+    signal(SIGPIPE, SIG_IGN);
+}
 
 static uint64_t now_ms(const struct kz_upstream *u) { return uv_now(u->loop); }
 
