@@ -125,12 +125,6 @@ static int parse_url(const char *url, struct h1_url *o)
     return 1;
 }
 
-int kz_h1_eligible(const char *url)
-{
-    struct h1_url o;
-    return parse_url(url, &o);
-}
-
 /* ---- connections ------------------------------------------------------------------ */
 
 static void conn_freed(uv_handle_t *h)
@@ -439,11 +433,11 @@ static kz_status build_head(struct kz_up_call *c, const struct kz_up_req *req, c
     return KZ_OK;
 }
 
-kz_status kz_h1_start(struct kz_up_call *c, const struct kz_up_req *req, struct kz_err *err)
+kz_status kz_h1_prepare(struct kz_up_call *c, const struct kz_up_req *req, struct kz_err *err)
 {
     struct h1_url url;
     if (!parse_url(req->url, &url))
-        return kz_err_set(err, KZ_EINVAL, "not a plain http:// URL to an address: %s", req->url);
+        return KZ_EUNSUPPORTED;
     if (!(c->pool = pool_get(c->u, &url.addr)))
         return kz_err_set(err, KZ_ENOMEM, "out of memory");
     kz_status rc = build_head(c, req, &url, err);
@@ -451,8 +445,10 @@ kz_status kz_h1_start(struct kz_up_call *c, const struct kz_up_req *req, struct 
         return rc;
     c->body = strcmp(req->method, "GET") == 0 ? NULL : req->body;
     c->body_len = c->body ? req->body_len : 0;
-    return dispatch(c, 0, err);
+    return KZ_OK;
 }
+
+kz_status kz_h1_send(struct kz_up_call *c, struct kz_err *err) { return dispatch(c, 0, err); }
 
 void kz_h1_free(struct kz_upstream *u)
 {

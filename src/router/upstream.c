@@ -537,7 +537,7 @@ static kz_status curl_prepare(struct kz_up_call *c, const struct kz_up_req *req,
     curl_easy_setopt(e, CURLOPT_SOCKOPTDATA, u);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, u);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(req->connect_timeout_ms ? req->connect_timeout_ms : 2000));
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)c->connect_ms);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
@@ -562,9 +562,13 @@ kz_status kz_up_start(struct kz_upstream *u, const struct kz_up_req *req, const 
     c->u = u;
     c->cbs = *cbs;
     c->ud = ud;
-    int native = u->native && kz_h1_eligible(req->url);
-    kz_status rc = native ? KZ_OK : curl_prepare(c, req, err);
+    c->connect_ms = req->connect_timeout_ms ? req->connect_timeout_ms : 2000;
+    kz_status rc = u->native ? kz_h1_prepare(c, req, err) : KZ_EUNSUPPORTED;
+    int native = rc == KZ_OK;
+    if (rc == KZ_EUNSUPPORTED)
+        rc = curl_prepare(c, req, err);
     if (rc) {
+        kz_free(c->req);
         kz_free(c);
         return rc;
     }
@@ -575,14 +579,13 @@ kz_status kz_up_start(struct kz_upstream *u, const struct kz_up_req *req, const 
     c->head_deadline_ms = req->head_timeout_ms;
     c->idle_ms = req->idle_timeout_ms;
     c->total_ms = req->total_timeout_ms;
-    c->connect_ms = req->connect_timeout_ms ? req->connect_timeout_ms : 2000;
     c->next = u->calls;
     if (u->calls)
         u->calls->prev = c;
     u->calls = c;
     u->active++;
     if (native)
-        rc = kz_h1_start(c, req, err);
+        rc = kz_h1_send(c, err);
     else if (curl_multi_add_handle(u->multi, c->easy) != CURLM_OK)
         rc = kz_err_set(err, KZ_EIO, "cannot start the upstream call");
     if (rc) {

@@ -81,12 +81,14 @@ void kz_up__finish(struct kz_up_call *c, kz_status rc, const char *msg);
 void kz_up__rearm(struct kz_up_call *c);
 
 /* up_h1.c */
-/* 1 when url can go through the plain client: "http://" and an IPv4
- * address or a bracketed IPv6 one, an optional port, no user name. */
-int kz_h1_eligible(const char *url);
-/* Starts c (its fields from the public call already set) on a kept-alive
- * connection or a new one. Errors are returned, not reported to c. */
-kz_status kz_h1_start(struct kz_up_call *c, const struct kz_up_req *req, struct kz_err *err);
+/* Readies c for the plain client: KZ_EUNSUPPORTED (nothing done) unless
+ * the URL is "http://" and an IPv4 address or a bracketed IPv6 one, an
+ * optional port, no user name; then the request head is built (freed with
+ * c) and KZ_OK, or an error. */
+kz_status kz_h1_prepare(struct kz_up_call *c, const struct kz_up_req *req, struct kz_err *err);
+/* Sends a prepared c (its public fields set) on a kept-alive connection or
+ * a new one. Errors are returned, not reported to c. */
+kz_status kz_h1_send(struct kz_up_call *c, struct kz_err *err);
 /* Takes c off its connection, which is closed (c did not finish cleanly). */
 void kz_h1_detach(struct kz_up_call *c);
 /* Closes every idle connection and frees the pools. */
