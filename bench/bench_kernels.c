@@ -3,7 +3,9 @@
  *   - decode: gemm_rows with one activation row over a weight matrix
  *     (default 5632 x 2048, the TinyLlama FFN shape), reported as GB/s of
  *     weight bytes streamed. Several copies of the matrix are cycled so the
- *     working set (>= 256 MiB) is larger than any cache;
+ *     working set (>= 256 MiB) is larger than any cache; with --hot one
+ *     copy is cycled, from cache if it fits (e.g. --rows 256: 288 KiB of
+ *     Q4_0), which gives the kernel's own bound, without memory;
  *   - prefill: gemm_rows with 16 activation rows (--tok N: N rows, e.g. the
  *     sequences of a decode batch) on one copy, reported as Gop/s
  *     (2 * rows * cols * n_tok / time);
@@ -12,7 +14,7 @@
  * Single thread; each figure is the median of the runs (default 7).
  *
  * Usage: bench_kernels [--rows R] [--cols C] [--runs N] [--variant NAME]
- *                      [--type NAME] [--tok N] [--no-prefill]
+ *                      [--type NAME] [--tok N] [--no-prefill] [--hot]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,7 +61,7 @@ static const uint32_t types[] = {KZ_DT_Q4_0, KZ_DT_Q8_0, KZ_DT_Q4_K, KZ_DT_Q6_K,
 int main(int argc, char **argv)
 {
     int64_t rows = 5632, cols = 2048;
-    int runs = 7, prefill = 1, ptok = 16;
+    int runs = 7, prefill = 1, ptok = 16, hot = 0;
     const char *only_variant = NULL, *only_type = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--rows") && i + 1 < argc)
@@ -76,10 +78,12 @@ int main(int argc, char **argv)
             ptok = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--no-prefill"))
             prefill = 0;
+        else if (!strcmp(argv[i], "--hot"))
+            hot = 1;
         else {
             fprintf(stderr,
                     "usage: %s [--rows R] [--cols C] [--runs N] [--variant NAME] [--type NAME] [--tok N] "
-                    "[--no-prefill]\n",
+                    "[--no-prefill] [--hot]\n",
                     argv[0]);
             return 2;
         }
@@ -102,7 +106,9 @@ int main(int argc, char **argv)
         if (only_type && kz_dtype_from_name(only_type) != (int)t)
             continue;
         size_t rs = kz_dtype_row_size(t, cols), mat = rs * (size_t)rows;
-        int copies = (int)((256u << 20) / mat) + 1;
+        /* copies past any cache, so decode reads memory; --hot: one copy, read
+         * from cache if it fits, for the kernel's own (instruction) bound */
+        int copies = hot ? 1 : (int)((256u << 20) / mat) + 1;
         unsigned char *w = kz_malloc_aligned(mat * (size_t)copies, 64);
         if (!w) {
             fprintf(stderr, "out of memory for %s\n", kz_dtype_name(t));
