@@ -6,9 +6,11 @@
  */
 #include "engine/sched/threadpool.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -142,28 +144,29 @@ void kz_pool_run(struct kz_pool *p, kz_pool_fn fn, void *arg)
     }
 }
 
-int kz_cpu_physical_cores(void)
+int kz_cpu_cores_parse(FILE *f)
 {
-    /* Count distinct (physical id, core id) pairs; fall back to online CPUs. */
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    long online = sysconf(_SC_NPROCESSORS_ONLN);
-    if (!f)
-        return online > 0 ? (int)online : 1;
     char line[256];
-    int phys = -1, n = 0;
+    int phys = -1, n = 0, at_start = 1;
     int seen[1024][2];
     while (fgets(line, sizeof line, f)) {
-        int v;
-        char *c = strchr(line, ':');
-        if (!c)
+        /* a line longer than the buffer comes in pieces: only a piece that
+         * starts a line can name a key */
+        int starts = at_start;
+        at_start = strchr(line, '\n') != NULL;
+        if (!starts)
             continue;
-        v = 0;
-        for (char *q = c + 1; *q; q++)
-            if (*q >= '0' && *q <= '9')
-                v = v * 10 + (*q - '0');
-        if (strncmp(line, "physical id", 11) == 0)
+        /* only the two keys are read: other lines (flags, sizes) hold long
+         * runs of digits that no int holds */
+        int is_phys = strncmp(line, "physical id", 11) == 0, is_core = strncmp(line, "core id", 7) == 0;
+        char *c = strchr(line, ':');
+        if (!c || (!is_phys && !is_core))
+            continue;
+        long lv = strtol(c + 1, NULL, 10);
+        int v = lv < 0 || lv > INT_MAX ? -1 : (int)lv;
+        if (is_phys)
             phys = v;
-        else if (strncmp(line, "core id", 7) == 0 && n < 1024) {
+        else if (n < 1024) {
             int dup = 0;
             for (int i = 0; i < n; i++)
                 dup |= seen[i][0] == phys && seen[i][1] == v;
@@ -174,7 +177,17 @@ int kz_cpu_physical_cores(void)
             }
         }
     }
-    fclose(f);
+    return n;
+}
+
+int kz_cpu_physical_cores(void)
+{
+    /* Count distinct (physical id, core id) pairs; fall back to online CPUs. */
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    int n = f ? kz_cpu_cores_parse(f) : 0;
+    if (f)
+        fclose(f);
     if (n <= 0)
         return online > 0 ? (int)online : 1;
     return n;

@@ -12,6 +12,8 @@
 #ifndef KZ_THREADPOOL_H
 #define KZ_THREADPOOL_H
 
+#include <stdio.h>
+
 typedef void (*kz_pool_fn)(void *arg, int ith, int nth);
 
 struct kz_pool;
@@ -24,6 +26,9 @@ void kz_pool_run(struct kz_pool *p, kz_pool_fn fn, void *arg);
 
 /* Number of physical cores of this machine (>= 1), for the -t default. */
 int kz_cpu_physical_cores(void);
+
+/* Distinct (physical id, core id) pairs in a /proc/cpuinfo text (0 if none). */
+int kz_cpu_cores_parse(FILE *f);
 
 /* Rows [*r0, *r1) of n for thread ith of nth. */
 static inline void kz_split_rows(long n, int ith, int nth, long *r0, long *r1)

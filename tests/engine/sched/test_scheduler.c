@@ -16,6 +16,7 @@
 #include "engine/model/synth.h"
 #include "engine/sample/sampler.h"
 #include "engine/sched/scheduler.h"
+#include "engine/sched/threadpool.h"
 #include "engine/tok/tok.h"
 #include "t.h"
 
@@ -255,8 +256,44 @@ static void shutdown(void)
         T_OK(r[j].terminal == 1 && r[j].after_term == 0, "job %d ended once (%d)", j, r[j].terminal);
 }
 
+/* cores counted from /proc/cpuinfo text: (physical id, core id) pairs,
+ * hyperthreads once, long lines full of digits (flags) and lines longer
+ * than the reader's buffer passed over */
+static int cores_of(const char *text)
+{
+    FILE *f = tmpfile();
+    if (!f)
+        return -2;
+    fputs(text, f);
+    rewind(f);
+    int n = kz_cpu_cores_parse(f);
+    fclose(f);
+    return n;
+}
+
+static void cpuinfo_cores(void)
+{
+    char flags[2048] = "flags\t\t: fpu";
+    for (int i = 0; i < 150; i++) /* avx512f sse4_1 ...: digits that no int holds */
+        strcat(flags, " avx512f_4_1");
+    strcat(flags, "\n");
+    char text[8192];
+    snprintf(text, sizeof text,
+             "processor\t: 0\nphysical id\t: 0\ncore id\t\t: 0\n%s"
+             "processor\t: 1\nphysical id\t: 0\ncore id\t\t: 0\n%s" /* hyperthread of core 0 */
+             "processor\t: 2\nphysical id\t: 0\ncore id\t\t: 1\n%s"
+             "processor\t: 3\nphysical id\t: 1\ncore id\t\t: 0\nmicrocode\t: 0x2b000603\n"
+             "cache size\t: 491520000000000 KB\n",
+             flags, flags, flags);
+    T_EQ_INT(cores_of(text), 3);
+    T_EQ_INT(cores_of("processor\t: 0\nmodel name\t: Some CPU 123456789012345\n"), 0); /* no ids: caller falls back */
+    T_EQ_INT(cores_of(""), 0);
+    T_OK(kz_cpu_physical_cores() >= 1, "this machine has a core");
+}
+
 int main(void)
 {
+    t_subtest("cores from /proc/cpuinfo", cpuinfo_cores);
     char path[512];
     snprintf(path, sizeof path, "%s/sched.gguf", t_tmpdir());
     struct kz_synth_opts o = {.out_path = path, .shape = "tiny", .type = "q8_0", .seed = 4, .n_threads = 2};
