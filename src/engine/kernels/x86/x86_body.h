@@ -1524,8 +1524,9 @@ static void dec_rows_q4_k(const void *w, int64_t cols, const unsigned char *act,
                 __m512i lo = _mm512_and_si512(x, low4), hi = _mm512_and_si512(_mm512_srli_epi16(x, 4), low4);
                 __m512i plo = _mm512_maddubs_epi16(lo, _mm512_load_si512(aq + 128 * k));
                 __m512i phi = _mm512_maddubs_epi16(hi, _mm512_load_si512(aq + 128 * k + 64));
-                sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(plo, _mm512_permutexvar_epi16(idx_lo[k], sc16)));
-                sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(phi, _mm512_permutexvar_epi16(idx_hi[k], sc16)));
+                /* weighted by the sub-block scales and summed in one step (VNNI) */
+                sumi = _mm512_dpwssd_epi32(sumi, plo, _mm512_permutexvar_epi16(idx_lo[k], sc16));
+                sumi = _mm512_dpwssd_epi32(sumi, phi, _mm512_permutexvar_epi16(idx_hi[k], sc16));
             }
             acc = _mm512_fmadd_ps(_mm512_set1_ps(h2f(b->d) * a[i].d), _mm512_cvtepi32_ps(sumi), acc);
             /* mins repeated per pair of 16-sums: m0 m0 m1 m1 ... as int16 */
