@@ -556,22 +556,21 @@ static void disconnects(void)
              "{\"model\":\"%s\",\"messages\":[{\"role\":\"user\",\"content\":\"Go on\"}],\"max_tokens\":90,"
              "\"temperature\":1,\"stream\":true}",
              served_name);
-    int fds[4];
     for (int i = 0; i < 4; i++) {
-        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
         struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
         a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        connect(fds[i], (struct sockaddr *)&a, sizeof a);
+        connect(fd, (struct sockaddr *)&a, sizeof a);
         char req[1024];
         int n = snprintf(req, sizeof req,
                          "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n%s", strlen(body),
                          body);
-        T_OK(write(fds[i], req, (size_t)n) == n, "request sent");
+        T_OK(write(fd, req, (size_t)n) == n, "request sent");
         char buf[256];
-        T_OK(read(fds[i], buf, sizeof buf) > 0, "stream started");
+        T_OK(read(fd, buf, sizeof buf) > 0, "stream started");
         /* hang up at once: on the 260K-parameter model 90 tokens take a few
          * ms, so a client that waited for the others could outlive its stream */
-        close(fds[i]);
+        close(fd);
     }
     /* wait for both: the sequences freed and the hang-ups counted */
     long active = -1, hung_up = 0;

@@ -544,8 +544,8 @@ KZ_INLINE void q4k_tile(int64_t n, const void *w, const unsigned char *act, size
     for (int64_t i = 0; i < n / KZ_QK_K; i++) {
         const uint8_t *scales, *qs, *qhp = NULL;
         float d, dmin;
-        pf_ahead((const char *)w + (size_t)i * (five ? sizeof(struct kz_block_q5_k) : sizeof(struct kz_block_q4_k)),
-                 five ? (int)sizeof(struct kz_block_q5_k) : (int)sizeof(struct kz_block_q4_k));
+        const int bsz = five ? (int)sizeof(struct kz_block_q5_k) : (int)sizeof(struct kz_block_q4_k);
+        pf_ahead((const char *)w + (size_t)i * (size_t)bsz, bsz);
         if (five) {
             const struct kz_block_q5_k *b = (const struct kz_block_q5_k *)w + i;
             d = h2f(b->d), dmin = h2f(b->dmin), scales = b->scales, qs = b->qs, qhp = b->qh;
@@ -1039,8 +1039,8 @@ KZ_INLINE void q23k_tile(int64_t n, const void *w, const unsigned char *act, siz
         __m256i q[8], f[8], sc16, mins = _mm256_setzero_si256();
         float d, dmin = 0.0f;
         const uint8_t *qs;
-        pf_ahead((const char *)w + (size_t)i * (three ? sizeof(struct kz_block_q3_k) : sizeof(struct kz_block_q2_k)),
-                 three ? (int)sizeof(struct kz_block_q3_k) : (int)sizeof(struct kz_block_q2_k));
+        const int bsz = three ? (int)sizeof(struct kz_block_q3_k) : (int)sizeof(struct kz_block_q2_k);
+        pf_ahead((const char *)w + (size_t)i * (size_t)bsz, bsz);
         if (three) {
             const struct kz_block_q3_k *b = (const struct kz_block_q3_k *)w + i;
             d = h2f(b->d);
@@ -1439,9 +1439,8 @@ static void dec_rows_q4_0(const void *w, int64_t cols, const unsigned char *act,
     _Alignas(64) struct dec_pair p[KZ_DEC_PAIRS];
     dec_prep(act, nb, p);
     const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-    const __m512i nib = _mm512_set_epi64(-0x0F0F0F0F0F0F0F10, -0x0F0F0F0F0F0F0F10, 0x0F0F0F0F0F0F0F0F,
-                                         0x0F0F0F0F0F0F0F0F, -0x0F0F0F0F0F0F0F10, -0x0F0F0F0F0F0F0F10,
-                                         0x0F0F0F0F0F0F0F0F, 0x0F0F0F0F0F0F0F0F); /* 0x0F.. in 128-bit lanes 0, 2; 0xF0.. in 1, 3 */
+    /* byte masks: 0x0F in 128-bit lanes 0 and 2 (low nibbles), 0xF0 in 1 and 3 (high, in place) */
+    const __m512i nib = _mm512_mask_blend_epi64(0xCC, _mm512_set1_epi8(0x0F), _mm512_set1_epi8((char)0xF0));
     size_t wrow = kz_dtype_row_size(KZ_DT_Q4_0, cols);
     for (int64_t r = r0; r < r1; r++) {
         const struct kz_block_q4_0 *b = (const struct kz_block_q4_0 *)((const unsigned char *)w + (size_t)r * wrow);
