@@ -358,8 +358,10 @@ static void gemm_rows(void)
         for (int ti = 0; ti < N_WTYPES; ti++) {
             uint32_t t = wtypes[ti];
             int blck = blck_of(t);
-            /* 1, 2, 3 blocks and a large row; float types get odd lengths */
-            int sizes[5] = {blck, 2 * blck, 3 * blck, blck == 256 ? 4096 : 2048 + 32, 0};
+            /* 1, 2, 3 blocks and a large row (K-quants: 17 super-blocks, four
+             * of the 4-super-block panels of the many-token tile and a part);
+             * float types get odd lengths */
+            int sizes[5] = {blck, 2 * blck, 3 * blck, blck == 256 ? 17 * 256 : 2048 + 32, 0};
             if (blck == 1) {
                 sizes[0] = 1, sizes[1] = 7, sizes[2] = 17, sizes[3] = 2051, sizes[4] = 64;
             }

@@ -1007,6 +1007,272 @@ KZ_INLINE void q6k_blk(int64_t n, const unsigned char *w, size_t wstride, const 
             out[t * ostride + r] = kv_hsum(acc[r][t]);
 }
 
+/* Q4_K, Q5_K and Q6_K for several tokens with the rows in lanes, as
+ * tr_tile does for Q4_0. The 1 x 8 tiles above pay, per (row, token,
+ * super-block), a pmaddubsw and a vpdpwssd per 64 elements and a float
+ * epilogue as long as their products; here one vpdpbusd does 16 rows x 4
+ * elements against one broadcast activation dword, and the float work (one
+ * conversion and one FMA per 16 rows and scale group) is spread over 16
+ * rows.
+ *
+ * The weights are first laid out once for all tokens in a panel of 16
+ * rows x up to KZ_KT_SB super-blocks (about 22 KiB, so that it and a token
+ * tile's activations stay in L1): codes 0..63 as bytes, transposed; group
+ * scales as floats (d * sc; groups of 32 elements in Q4_K / Q5_K, 16 in
+ * Q6_K); and the integer pairs that meet the activations' bsums (sums of
+ * 16 codes, read as pairs straight from the Q8_K block) in one vpdpwssd
+ * per 32 elements: the mins (m, m) of Q4_K / Q5_K with -dmin, or the
+ * scales (sc, sc') of Q6_K with -32 d for its code bias. A super-block of
+ * 16 rows and one token is then 64 + 8 integer products and 20 (Q4_K) or
+ * 36 (Q6_K) other vector operations. */
+#define KZ_KT_SB 4  /* super-blocks per panel */
+#define KZ_KT_TOK 8 /* tokens per pass over a panel: two accumulators each */
+/* Fewest tokens that take this path: from two tokens on, it is faster than
+ * the 1 x 8 tile for Q4_K and Q5_K (1.3-2x); Q6_K's panel, three bit
+ * fields from two arrays, costs more, and the 1 x 8 tile wins below six. */
+#define KZ_KT_MIN_TOK(wtype) ((wtype) == KZ_DT_Q6_K ? 6 : 2)
+
+struct kt_panel {
+    _Alignas(64) uint8_t g[KZ_KT_SB][64][64]; /* [super-block][dword k]: lane l = codes 4k..4k+3 of row l */
+    _Alignas(64) float sc[KZ_KT_SB][16][16];  /* d * scale of group j, per row */
+    _Alignas(64) int32_t mn[KZ_KT_SB][8][16]; /* int16 pair meeting bsums 2j, 2j+1, per row */
+    _Alignas(64) float dmin[KZ_KT_SB][16];    /* what that sum is scaled by, per row */
+};
+
+enum kt_kind { KT_Q4_K, KT_Q5_K, KT_Q6_K };
+
+/* 16 bytes at offset off of each row, transposed: lane l of t[m] = bytes
+ * 4m..4m+3 of row l's 16 */
+KZ_INLINE void kt_tr16(const unsigned char *const row[KZ_TR_ROWS], size_t off, __m512i t[4])
+{
+    __m512i z[4];
+    for (int j = 0; j < 4; j++)
+        z[j] = load4x128(row[j] + off, row[4 + j] + off, row[8 + j] + off, row[12 + j] + off);
+    tr4x4(z, t);
+}
+
+KZ_INLINE __m512i kt_bits(__m512i v, int shift, int mask)
+{
+    return _mm512_and_si512(_mm512_srli_epi16(v, (unsigned)shift), _mm512_set1_epi8((char)mask));
+}
+
+/* The codes of one Q4_K / Q5_K super-block (at base in each row) into g. */
+KZ_INLINE void kt_codes_q4k(const unsigned char *const row[KZ_TR_ROWS], size_t base, const int five, uint8_t g[64][64])
+{
+    const size_t qs = base + (five ? offsetof(struct kz_block_q5_k, qs) : offsetof(struct kz_block_q4_k, qs));
+    __m512i hq[8]; /* Q5_K: lane l of hq[k] = qh[4k..4k+3] of row l */
+    if (five) {
+        kt_tr16(row, base + offsetof(struct kz_block_q5_k, qh), hq);
+        kt_tr16(row, base + offsetof(struct kz_block_q5_k, qh) + 16, hq + 4);
+    }
+    /* bytes 32c + 4k' of qs: sub-block 2c (low nibbles) and 2c + 1 (high), elements 4k'.. */
+    for (int c = 0; c < 4; c++)
+        for (int h = 0; h < 2; h++) {
+            __m512i t[4];
+            kt_tr16(row, qs + 32 * (size_t)c + 16 * (size_t)h, t);
+            for (int m = 0; m < 4; m++) {
+                const int k = 4 * h + m;
+                __m512i lo = kt_bits(t[m], 0, 15), hi = kt_bits(t[m], 4, 15);
+                if (five) { /* bit 4 of element e of sub-block j = bit j of qh[e] */
+                    lo = _mm512_or_si512(lo, _mm512_slli_epi16(kt_bits(hq[k], 2 * c, 1), 4));
+                    hi = _mm512_or_si512(hi, _mm512_slli_epi16(kt_bits(hq[k], 2 * c + 1, 1), 4));
+                }
+                _mm512_store_si512((void *)g[8 * (2 * c) + k], lo);
+                _mm512_store_si512((void *)g[8 * (2 * c + 1) + k], hi);
+            }
+        }
+}
+
+/* The codes of one Q6_K super-block. In half h (128 elements), dword D
+ * (elements 4D..4D+3) takes its low 4 bits from dword D % 16 of ql[64h..]
+ * (low nibbles for D < 16, high ones after) and its top 2 bits from dword
+ * D % 8 of qh[32h..], bits 2 (D / 8) and up. */
+KZ_INLINE void kt_codes_q6k(const unsigned char *const row[KZ_TR_ROWS], size_t base, uint8_t g[64][64])
+{
+    for (int h = 0; h < 2; h++) {
+        __m512i ql[16], qh[8];
+        for (int q = 0; q < 4; q++)
+            kt_tr16(row, base + offsetof(struct kz_block_q6_k, ql) + 64 * (size_t)h + 16 * (size_t)q, ql + 4 * q);
+        for (int u = 0; u < 2; u++)
+            kt_tr16(row, base + offsetof(struct kz_block_q6_k, qh) + 32 * (size_t)h + 16 * (size_t)u, qh + 4 * u);
+        for (int D = 0; D < 32; D++) {
+            __m512i lo = kt_bits(ql[D % 16], D < 16 ? 0 : 4, 15);
+            __m512i hi = kt_bits(qh[D % 8], 2 * (D / 8), 3);
+            _mm512_store_si512((void *)g[32 * h + D], _mm512_or_si512(lo, _mm512_slli_epi16(hi, 4)));
+        }
+    }
+}
+
+/* byte b of each dword of v, zero- or sign-extended */
+KZ_INLINE __m512i kt_byte(__m512i v, int b) { return _mm512_and_si512(_mm512_srli_epi32(v, 8u * (unsigned)b), _mm512_set1_epi32(0xff)); }
+KZ_INLINE __m512i kt_sbyte(__m512i v, int b) { return _mm512_srai_epi32(_mm512_slli_epi32(v, 24u - 8u * (unsigned)b), 24); }
+
+/* The scales of one Q4_K / Q5_K super-block, from its first 16 bytes (d,
+ * dmin and the 12-byte packing of q4k_scales, here on 16 rows at once). */
+KZ_INLINE void kt_head_q4k(const unsigned char *const row[KZ_TR_ROWS], size_t base, float sc[16][16],
+                           int32_t mn[8][16], float dmin[16])
+{
+    __m512i t[4]; /* t[0] = d | dmin << 16, t[1..3] = the three words of the packing */
+    kt_tr16(row, base, t);
+    const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(t[0]));
+    const __m512 dm = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(t[0], 16)));
+    _mm512_store_ps(dmin, _mm512_sub_ps(_mm512_setzero_ps(), dm));
+    const __m512i m6 = _mm512_set1_epi32(0x3f3f3f3f), m4 = _mm512_set1_epi32(0x0f0f0f0f),
+                  m2 = _mm512_set1_epi32(0x03030303);
+    const __m512i scw[2] = {_mm512_and_si512(t[1], m6),
+                            _mm512_or_si512(_mm512_and_si512(t[3], m4),
+                                            _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(t[1], 6), m2), 4))};
+    const __m512i mw[2] = {_mm512_and_si512(t[2], m6),
+                           _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(t[3], 4), m4),
+                                           _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(t[2], 6), m2), 4))};
+    for (int j = 0; j < 8; j++) {
+        _mm512_store_ps(sc[j], _mm512_mul_ps(_mm512_cvtepi32_ps(kt_byte(scw[j / 4], j % 4)), d));
+        const __m512i m = kt_byte(mw[j / 4], j % 4);
+        _mm512_store_si512((void *)mn[j], _mm512_or_si512(m, _mm512_slli_epi32(m, 16)));
+    }
+}
+
+/* The scales of one Q6_K super-block: 16 signed bytes at 192, d at 208
+ * (read as the top of the 16 bytes that end the block). */
+KZ_INLINE void kt_head_q6k(const unsigned char *const row[KZ_TR_ROWS], size_t base, float sc[16][16],
+                           int32_t mn[8][16], float dmin[16])
+{
+    __m512i t[4], e[4];
+    kt_tr16(row, base + offsetof(struct kz_block_q6_k, scales), t);
+    kt_tr16(row, base + sizeof(struct kz_block_q6_k) - 16, e);
+    const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(e[3], 16)));
+    _mm512_store_ps(dmin, _mm512_mul_ps(d, _mm512_set1_ps(-32.0f)));
+    for (int j = 0; j < 16; j++)
+        _mm512_store_ps(sc[j], _mm512_mul_ps(_mm512_cvtepi32_ps(kt_sbyte(t[j / 4], j % 4)), d));
+    for (int m = 0; m < 4; m++) {
+        /* int16 lanes of the dword bytes b0..b3: even (b0, b2) and odd (b1, b3), sign-extended */
+        __m512i ev = _mm512_srai_epi16(_mm512_slli_epi16(t[m], 8), 8), od = _mm512_srai_epi16(t[m], 8);
+        const __mmask32 high = 0xaaaaaaaau;
+        _mm512_store_si512((void *)mn[2 * m], _mm512_mask_blend_epi16(high, ev, _mm512_slli_epi32(od, 16)));
+        _mm512_store_si512((void *)mn[2 * m + 1], _mm512_mask_blend_epi16(high, _mm512_srli_epi32(ev, 16), od));
+    }
+}
+
+/* Super-blocks i0 .. i0 + nsb - 1 of rows row[0..15] into p. */
+KZ_INLINE void kt_prep(const unsigned char *const row[KZ_TR_ROWS], int64_t i0, int nsb, const enum kt_kind kind,
+                       struct kt_panel *p)
+{
+    const size_t bsize = kind == KT_Q6_K   ? sizeof(struct kz_block_q6_k)
+                         : kind == KT_Q5_K ? sizeof(struct kz_block_q5_k)
+                                           : sizeof(struct kz_block_q4_k);
+    for (int s = 0; s < nsb; s++) {
+        const size_t base = (size_t)(i0 + s) * bsize;
+        if (kind == KT_Q6_K) {
+            kt_codes_q6k(row, base, p->g[s]);
+            kt_head_q6k(row, base, p->sc[s], p->mn[s], p->dmin[s]);
+        } else {
+            kt_codes_q4k(row, base, kind == KT_Q5_K, p->g[s]);
+            kt_head_q4k(row, base, p->sc[s], p->mn[s], p->dmin[s]);
+        }
+    }
+}
+
+/* nt tokens (Q8_K rows astride apart, starting at the panel's first
+ * super-block) against a panel of nsb super-blocks with ng scale groups
+ * each (8 or 16); the 16 row lanes (keep: the real ones) go to
+ * out[t * ostride + l], added to what is there unless first. */
+KZ_INLINE void kt_tile(const struct kt_panel *p, int nsb, const unsigned char *act, size_t astride, float *out,
+                       int64_t ostride, __mmask16 keep, int first, const int ng, const int nt)
+{
+    const int kg = 64 / ng; /* dwords per scale group */
+    __m512 acc[KZ_KT_TOK];
+    for (int t = 0; t < nt; t++)
+        acc[t] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(keep, out + t * ostride);
+    for (int s = 0; s < nsb; s++) {
+        __m512 accs[KZ_KT_TOK];
+        const __m512 dmin = _mm512_load_ps(p->dmin[s]);
+        for (int t = 0; t < nt; t++) {
+            const struct kz_block_q8_k *a = (const struct kz_block_q8_k *)(act + (size_t)t * astride) + s;
+            __m512i summ = _mm512_setzero_si512();
+            for (int j = 0; j < 8; j++) {
+                int32_t pair;
+                memcpy(&pair, a->bsums + 2 * j, 4);
+                summ = _mm512_dpwssd_epi32(summ, _mm512_load_si512((const void *)p->mn[s][j]), _mm512_set1_epi32(pair));
+            }
+            accs[t] = _mm512_mul_ps(_mm512_cvtepi32_ps(summ), dmin);
+        }
+        for (int j = 0; j < ng; j++) {
+            __m512i G[8];
+            for (int k = 0; k < kg; k++)
+                G[k] = _mm512_load_si512((const void *)p->g[s][kg * j + k]);
+            const __m512 f = _mm512_load_ps(p->sc[s][j]);
+            for (int t = 0; t < nt; t++) {
+                const struct kz_block_q8_k *a = (const struct kz_block_q8_k *)(act + (size_t)t * astride) + s;
+                /* groups of 32: two chains, as eight dependent vpdpbusd left
+                 * the ports idle (+5%); groups of 16 are faster with one (+3%) */
+                const int nch = kg == 8 ? 2 : 1;
+                __m512i sum[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
+                for (int k = 0; k < kg; k++) {
+                    int32_t g;
+                    memcpy(&g, a->qs + 4 * (kg * j + k), 4);
+                    sum[k % nch] = _mm512_dpbusd_epi32(sum[k % nch], G[k], _mm512_set1_epi32(g));
+                }
+                if (nch == 2)
+                    sum[0] = _mm512_add_epi32(sum[0], sum[1]);
+                accs[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[0]), f, accs[t]);
+            }
+        }
+        for (int t = 0; t < nt; t++) {
+            const struct kz_block_q8_k *a = (const struct kz_block_q8_k *)(act + (size_t)t * astride) + s;
+            acc[t] = _mm512_fmadd_ps(accs[t], _mm512_set1_ps(a->d), acc[t]);
+        }
+    }
+    for (int t = 0; t < nt; t++)
+        _mm512_mask_storeu_ps(out + t * ostride, keep, acc[t]);
+}
+
+#define KZ_KT_CASE(k) \
+    case k: kt_tile(p, nsb, act, astride, out, ostride, keep, first, ng, k); break;
+#define KZ_KT(name, groups)                                                                                \
+    static void name(const struct kt_panel *p, int nsb, const unsigned char *act, size_t astride, float *out, \
+                     int64_t ostride, __mmask16 keep, int first, int nt)                                     \
+    {                                                                                                      \
+        const int ng = (groups);                                                                           \
+        KZ_ASSERT(nt >= 1 && nt <= KZ_KT_TOK);                                                             \
+        switch (nt) {                                                                                      \
+            KZ_KT_CASE(1) KZ_KT_CASE(2) KZ_KT_CASE(3) KZ_KT_CASE(4) KZ_KT_CASE(5) KZ_KT_CASE(6)            \
+            KZ_KT_CASE(7) KZ_KT_CASE(8) default: break;                                                    \
+        }                                                                                                  \
+    }
+KZ_KT(kt_tiles_32, 8)  /* Q4_K, Q5_K: scale groups of 32 */
+KZ_KT(kt_tiles_16, 16) /* Q6_K: of 16 */
+
+/* W rows [r0, r1) of a K-quant x n_tok Q8_K rows: per 16 rows and
+ * KZ_KT_SB super-blocks, one panel, then every token tile over it. */
+static __attribute__((noinline)) void kt_gemm_rows(enum kt_kind kind, int64_t cols, const unsigned char *w,
+                                                   size_t wrow, const unsigned char *act, size_t arow, int n_tok,
+                                                   float *out, int64_t out_stride, int64_t r0, int64_t r1)
+{
+    struct kt_panel p;
+    const int64_t nsb_all = cols / KZ_QK_K;
+    for (int64_t r = r0; r < r1; r += KZ_TR_ROWS) {
+        const int mr = r1 - r < KZ_TR_ROWS ? (int)(r1 - r) : KZ_TR_ROWS;
+        const __mmask16 keep = (__mmask16)((1u << mr) - 1);
+        const unsigned char *row[KZ_TR_ROWS];
+        for (int l = 0; l < KZ_TR_ROWS; l++)
+            row[l] = w + (size_t)(r + (l < mr ? l : 0)) * wrow;
+        for (int64_t s0 = 0; s0 < nsb_all; s0 += KZ_KT_SB) {
+            const int nsb = nsb_all - s0 < KZ_KT_SB ? (int)(nsb_all - s0) : KZ_KT_SB;
+            switch (kind) { /* one constant kind per call, so each inlined copy drops the others' branches */
+            case KT_Q4_K: kt_prep(row, s0, nsb, KT_Q4_K, &p); break;
+            case KT_Q5_K: kt_prep(row, s0, nsb, KT_Q5_K, &p); break;
+            case KT_Q6_K: kt_prep(row, s0, nsb, KT_Q6_K, &p); break;
+            }
+            for (int t0 = 0; t0 < n_tok; t0 += KZ_KT_TOK) {
+                const int nt = n_tok - t0 < KZ_KT_TOK ? n_tok - t0 : KZ_KT_TOK;
+                (kind == KT_Q6_K ? kt_tiles_16 : kt_tiles_32)(
+                    &p, nsb, act + (size_t)t0 * arow + (size_t)s0 * sizeof(struct kz_block_q8_k), arow,
+                    out + (size_t)t0 * (size_t)out_stride + r, out_stride, keep, s0 == 0, nt);
+            }
+        }
+    }
+}
+
 _Static_assert(KZ_KMR == 1 && KZ_KNR == 8, "KZ_KBLK below lists the shapes 1 x 1..8");
 #define KZ_KBLK_CASE(m, k, call) \
     case (m) * 16 + (k): call(m, k); break;
@@ -1565,6 +1831,11 @@ static void x_gemm_rows(uint32_t wtype, const void *w, int64_t cols, const void 
     if (n_tok >= KZ_TR_MIN_TOK(wtype) && nb <= KZ_PREP_BLOCKS && (wtype == KZ_DT_Q8_0 || wtype == KZ_DT_Q4_0)) {
         int q8 = wtype == KZ_DT_Q8_0;
         tr_gemm_rows(q8 ? tr_q8_0 : tr_q4_0, q8 ? 128 : 8, cols, wb, wrow, ab, arow, n_tok, out, out_stride, r0, r1);
+        return;
+    }
+    if (n_tok >= KZ_KT_MIN_TOK(wtype) && (wtype == KZ_DT_Q4_K || wtype == KZ_DT_Q5_K || wtype == KZ_DT_Q6_K)) {
+        kt_gemm_rows(wtype == KZ_DT_Q4_K ? KT_Q4_K : wtype == KZ_DT_Q5_K ? KT_Q5_K : KT_Q6_K, cols, wb, wrow, ab, arow,
+                     n_tok, out, out_stride, r0, r1);
         return;
     }
 #endif
