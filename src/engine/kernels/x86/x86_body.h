@@ -517,19 +517,23 @@ KZ_INLINE void pair_scales(__m128i sc8 /* 16 int8 */, __m256i f[8], __m256i *all
     }
 }
 
-/* A Q4_K/Q5_K super-block's 8 scales and 8 mins (u8, low 8 bytes of each).
- * The 12-byte packing as three u32: sc/m 0..3 are the low 6 bits of words
- * 0/1; sc/m 4..7 take their low 4 bits from word 2 and their top 2 bits
- * from the top of words 0/1. */
-KZ_INLINE void q4k_scales(const uint8_t *scales, __m128i *sc8, __m128i *m8)
+/* A Q4_K/Q5_K super-block's 8 scales and 8 mins (u8, low 8 bytes of each)
+ * and d, dmin as floats (dd lanes 0, 1), from its first 16 bytes read as
+ * one vector (d | dmin << 16, then the 12-byte packing as three u32 u[0..2]):
+ * sc/m 0..3 are the low 6 bits of u[0]/u[1]; sc/m 4..7 take their low 4 bits
+ * from u[2] and their top 2 bits from the top of u[0]/u[1]. In vector
+ * registers, as the scalar form cost a dozen integer operations and four
+ * moves per super-block (Q4_K decode +7.6% in cache). */
+KZ_INLINE void q4k_scales(const void *blk, __m128i *sc8, __m128i *m8, __m128 *dd)
 {
-    uint32_t u[3];
-    memcpy(u, scales, 12);
-    uint32_t sc_lo = u[0] & 0x3f3f3f3fu, m_lo = u[1] & 0x3f3f3f3fu;
-    uint32_t sc_hi = (u[2] & 0x0f0f0f0fu) | ((u[0] >> 6) & 0x03030303u) << 4;
-    uint32_t m_hi = ((u[2] >> 4) & 0x0f0f0f0fu) | ((u[1] >> 6) & 0x03030303u) << 4;
-    *sc8 = _mm_set_epi32(0, 0, (int)sc_hi, (int)sc_lo);
-    *m8 = _mm_set_epi32(0, 0, (int)m_hi, (int)m_lo);
+    const __m128i v = load128(blk);
+    const __m128i lo = _mm_and_si128(v, _mm_set1_epi32(0x3f3f3f3f));   /* lanes 1, 2: sc 0..3, m 0..3 */
+    __m128i u2 = _mm_srlv_epi32(_mm_shuffle_epi32(v, 0xff), _mm_setr_epi32(0, 0, 4, 0)); /* u2, u2 >> 4 */
+    __m128i top = _mm_slli_epi32(_mm_and_si128(_mm_srli_epi32(v, 6), _mm_set1_epi32(0x03030303)), 4);
+    const __m128i hi = _mm_or_si128(_mm_and_si128(u2, _mm_set1_epi32(0x0f0f0f0f)), top); /* lanes 1, 2: sc 4..7, m 4..7 */
+    *sc8 = _mm_srli_si128(_mm_unpacklo_epi32(lo, hi), 8);
+    *m8 = _mm_unpackhi_epi32(lo, hi);
+    *dd = _mm_cvtph_ps(v);
 }
 
 /* Q4_K: codes 0..15; scale and min per 32 (6-bit, 12-byte packing, quant.h).
@@ -542,19 +546,18 @@ KZ_INLINE void q4k_tile(int64_t n, const void *w, const unsigned char *act, size
         acc[t] = _mm256_setzero_ps();
     const __m256i low4 = _mm256_set1_epi8(15);
     for (int64_t i = 0; i < n / KZ_QK_K; i++) {
-        const uint8_t *scales, *qs, *qhp = NULL;
-        float d, dmin;
+        const uint8_t *qs, *qhp = NULL;
         const int bsz = five ? (int)sizeof(struct kz_block_q5_k) : (int)sizeof(struct kz_block_q4_k);
-        pf_ahead((const char *)w + (size_t)i * (size_t)bsz, bsz);
-        if (five) {
-            const struct kz_block_q5_k *b = (const struct kz_block_q5_k *)w + i;
-            d = h2f(b->d), dmin = h2f(b->dmin), scales = b->scales, qs = b->qs, qhp = b->qh;
-        } else {
-            const struct kz_block_q4_k *b = (const struct kz_block_q4_k *)w + i;
-            d = h2f(b->d), dmin = h2f(b->dmin), scales = b->scales, qs = b->qs;
-        }
+        const unsigned char *blk = (const unsigned char *)w + (size_t)i * (size_t)bsz;
+        pf_ahead(blk, bsz);
+        if (five)
+            qs = ((const struct kz_block_q5_k *)blk)->qs, qhp = ((const struct kz_block_q5_k *)blk)->qh;
+        else
+            qs = ((const struct kz_block_q4_k *)blk)->qs;
         __m128i sc8, m8;
-        q4k_scales(scales, &sc8, &m8);
+        __m128 dd;
+        q4k_scales(blk, &sc8, &m8, &dd); /* d, dmin, scales: the same head in Q4_K and Q5_K */
+        const float d = _mm_cvtss_f32(dd), dmin = _mm_cvtss_f32(_mm_movehdup_ps(dd));
         /* mins repeated per pair of 16-sums: m0 m0 m1 m1 ... as int16 */
         __m256i mins = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));
         __m256i scb = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sc8));
@@ -843,103 +846,21 @@ static __attribute__((noinline)) void tr_gemm_rows(tr_fn tile, int bias, int64_t
 #endif
 
 #ifdef KZ_X86_ZMM
-/* Register-blocked Q4_K / Q5_K for several activation rows (zmm only):
+/* Register-blocked Q6_K for a few activation rows (zmm only; from
+ * KZ_KT_MIN_TOK tokens on, the rows-in-lanes tile below is faster):
  * KZ_KMR weight rows x KZ_KNR tokens. Per super-block, each 64-element
- * step c holds sub-blocks 2c (low half) and 2c + 1 (high half); the codes
- * times the activations go to int16 pairs (pmaddubsw, exact: codes <= 31)
- * and are weighted by the sub-block scales straight into one int32
- * accumulator per pair (vpdpwssd). Once per super-block the pair's sum and
- * its min term (bsums . mins) go to float: (d * sumi - dmin * summ) * d_a.
+ * step holds four groups of 16; the codes (0..63, bias -32) times the
+ * activations go to int16 pairs (pmaddubsw, exact) and are weighted by the
+ * signed 8-bit group scales straight into one int32 accumulator per pair
+ * (vpdpwssd). Once per super-block the sum goes to float, less the code
+ * bias, taken out in integers as 32 * (bsums . scales).
  *
- * One row by eight tokens, not two by four: a super-block's scales and mins
- * (unpacked from their 12-byte packing, mostly scalar work) then serve eight
- * tokens instead of four, and the 16 accumulators leave room for the rest,
- * where the 2 x 4 shape spilled. Q4_K_M prompt processing went up 8-26%
- * (pp128 at 2 threads, four alternating pairs of runs); 1 x 12 was no
- * faster than 1 x 8. Q6_K uses the same shape. */
+ * One row by eight tokens, not two by four: a super-block's scales then
+ * serve eight tokens instead of four, and the 16 accumulators leave room
+ * for the rest, where the 2 x 4 shape spilled; 1 x 12 was no faster. */
 #define KZ_KMR 1
 #define KZ_KNR 8
 
-KZ_INLINE void q4k_blk(int64_t n, const unsigned char *w, size_t wstride, const unsigned char *act, size_t astride,
-                       float *out, int64_t ostride, const unsigned char *pf, const int mr, const int nr, const int five)
-{
-    __m512 acc[KZ_KMR][KZ_KNR];
-    for (int r = 0; r < mr; r++)
-        for (int t = 0; t < nr; t++)
-            acc[r][t] = _mm512_setzero_ps();
-    const __m512i low4 = _mm512_set1_epi8(15);
-    const size_t pf_step = (size_t)KZ_KMR * (wstride / (size_t)(n / KZ_QK_K)); /* next tile's span per block */
-    for (int64_t i = 0; i < n / KZ_QK_K; i++) {
-        if (pf)
-            for (size_t o = 0; o < pf_step; o += 64)
-                _mm_prefetch((const char *)pf + (size_t)i * pf_step + o, _MM_HINT_T0);
-        const uint8_t *scales[KZ_KMR], *qs[KZ_KMR], *qhp[KZ_KMR];
-        uint16_t hd[KZ_KMR], hm[KZ_KMR];
-        for (int r = 0; r < mr; r++) {
-            if (five) {
-                const struct kz_block_q5_k *b = (const struct kz_block_q5_k *)(w + (size_t)r * wstride) + i;
-                hd[r] = b->d, hm[r] = b->dmin, scales[r] = b->scales, qs[r] = b->qs, qhp[r] = b->qh;
-            } else {
-                const struct kz_block_q4_k *b = (const struct kz_block_q4_k *)(w + (size_t)r * wstride) + i;
-                hd[r] = b->d, hm[r] = b->dmin, scales[r] = b->scales, qs[r] = b->qs, qhp[r] = NULL;
-            }
-        }
-        __m128i sc16[KZ_KMR];
-        __m256i mins[KZ_KMR];
-        for (int r = 0; r < mr; r++) {
-            __m128i sc8, m8;
-            q4k_scales(scales[r], &sc8, &m8);
-            sc16[r] = _mm_cvtepu8_epi16(sc8);
-            mins[r] = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8)); /* m0 m0 m1 m1 ... */
-        }
-        __m512i isum[KZ_KMR][KZ_KNR];
-        for (int r = 0; r < mr; r++)
-            for (int t = 0; t < nr; t++)
-                isum[r][t] = _mm512_setzero_si512();
-        for (int c = 0; c < 4; c++) {
-            /* sub-block scales: sc[2c] over the low 16 int16 lanes, sc[2c + 1] over the high */
-            const __m512i pick = _mm512_add_epi16(_mm512_set1_epi16((short)(2 * c)),
-                                                  _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(1), 1));
-            __m512i q[KZ_KMR], f[KZ_KMR];
-            for (int r = 0; r < mr; r++) {
-                __m256i x = load256(qs[r] + 32 * c);
-                __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(x), _mm256_srli_epi16(x, 4), 1);
-                q[r] = _mm512_and_si512(v, low4);
-                if (five) { /* bit 4 of element l of sub-block s = bit s of qh[l] */
-                    __m512i qh = _mm512_broadcast_i64x4(load256(qhp[r]));
-                    __m512i bit = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << (2 * c))),
-                                                     _mm256_set1_epi8((char)(1 << (2 * c + 1))), 1);
-                    __mmask64 k = _mm512_test_epi8_mask(qh, bit);
-                    q[r] = _mm512_mask_add_epi8(q[r], k, q[r], _mm512_set1_epi8(16));
-                }
-                f[r] = _mm512_permutexvar_epi16(pick, _mm512_castsi128_si512(sc16[r]));
-            }
-            for (int t = 0; t < nr; t++) {
-                const struct kz_block_q8_k *a = (const struct kz_block_q8_k *)(act + (size_t)t * astride) + i;
-                __m512i av = _mm512_loadu_si512((const void *)(a->qs + 64 * c));
-                for (int r = 0; r < mr; r++)
-                    isum[r][t] = _mm512_dpwssd_epi32(isum[r][t], _mm512_maddubs_epi16(q[r], av), f[r]);
-            }
-        }
-        for (int r = 0; r < mr; r++) {
-            __m512 d = _mm512_set1_ps(h2f(hd[r])), dmin = _mm512_set1_ps(h2f(hm[r]));
-            for (int t = 0; t < nr; t++) {
-                const struct kz_block_q8_k *a = (const struct kz_block_q8_k *)(act + (size_t)t * astride) + i;
-                __m256i summ = _mm256_madd_epi16(load256(a->bsums), mins[r]);
-                __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(isum[r][t]), d);
-                v = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(_mm512_zextsi256_si512(summ)), dmin, v);
-                acc[r][t] = _mm512_fmadd_ps(v, _mm512_set1_ps(a->d), acc[r][t]);
-            }
-        }
-    }
-    for (int r = 0; r < mr; r++)
-        for (int t = 0; t < nr; t++)
-            out[t * ostride + r] = kv_hsum(acc[r][t]);
-}
-
-/* Q6_K the same way: codes 0..63 (pairs exact in int16), signed 8-bit
- * scales per 16 elements (a step of 64 covers four), and the code bias -32
- * taken out in integers as 32 * (bsums . scales) once per super-block. */
 KZ_INLINE void q6k_blk(int64_t n, const unsigned char *w, size_t wstride, const unsigned char *act, size_t astride,
                        float *out, int64_t ostride, const unsigned char *pf, const int mr, const int nr)
 {
@@ -1505,11 +1426,7 @@ KZ_BLK(blk_q5_0, L_Q5_0)
 KZ_BLK(blk_q8_0, L_Q8_0)
 
 #ifdef KZ_X86_ZMM
-#define K_Q4_K(m, k) q4k_blk(n, w, wstride, act, astride, out, ostride, pf, m, k, 0)
-#define K_Q5_K(m, k) q4k_blk(n, w, wstride, act, astride, out, ostride, pf, m, k, 1)
 #define K_Q6_K(m, k) q6k_blk(n, w, wstride, act, astride, out, ostride, pf, m, k)
-KZ_KBLK(blk_q4_k, K_Q4_K)
-KZ_KBLK(blk_q5_k, K_Q5_K)
 KZ_KBLK(blk_q6_k, K_Q6_K)
 #endif
 
@@ -1522,8 +1439,6 @@ static blk_fn blk_for(uint32_t wtype, enum leg_kind *kind, int *mr, int *nr)
     case KZ_DT_Q5_0: *kind = L_Q5_0; return blk_q5_0;
     case KZ_DT_Q8_0: *kind = L_Q8_0; return blk_q8_0;
 #ifdef KZ_X86_ZMM
-    case KZ_DT_Q4_K: *mr = KZ_KMR, *nr = KZ_KNR; return blk_q4_k;
-    case KZ_DT_Q5_K: *mr = KZ_KMR, *nr = KZ_KNR; return blk_q5_k;
     case KZ_DT_Q6_K: *mr = KZ_KMR, *nr = KZ_KNR; return blk_q6_k;
 #endif
     default: return NULL;
@@ -1780,7 +1695,8 @@ static void dec_rows_q4_k(const void *w, int64_t cols, const unsigned char *act,
         for (int64_t i = 0; i < nb; i++, b++) {
             pf_ahead(b, (int)sizeof *b);
             __m128i sc8, m8;
-            q4k_scales(b->scales, &sc8, &m8);
+            __m128 dd;
+            q4k_scales(b, &sc8, &m8, &dd);
             __m512i sc16 = _mm512_cvtepu8_epi16(_mm256_castsi128_si256(sc8));
             const int8_t *aq = qs + KZ_QK_K * i;
             __m512i sumi = _mm512_setzero_si512();
@@ -1793,10 +1709,11 @@ static void dec_rows_q4_k(const void *w, int64_t cols, const unsigned char *act,
                 sumi = _mm512_dpwssd_epi32(sumi, plo, _mm512_permutexvar_epi16(idx_lo[k], sc16));
                 sumi = _mm512_dpwssd_epi32(sumi, phi, _mm512_permutexvar_epi16(idx_hi[k], sc16));
             }
-            acc = _mm512_fmadd_ps(_mm512_set1_ps(h2f(b->d) * a[i].d), _mm512_cvtepi32_ps(sumi), acc);
+            dd = _mm_mul_ps(dd, _mm_set1_ps(a[i].d));
+            acc = _mm512_fmadd_ps(_mm512_broadcastss_ps(dd), _mm512_cvtepi32_ps(sumi), acc);
             /* mins repeated per pair of 16-sums: m0 m0 m1 m1 ... as int16 */
             __m256i summ = _mm256_madd_epi16(load256(a[i].bsums), _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8)));
-            accm = _mm256_fmadd_ps(_mm256_set1_ps(-(h2f(b->dmin) * a[i].d)), _mm256_cvtepi32_ps(summ), accm);
+            accm = _mm256_fnmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(dd)), _mm256_cvtepi32_ps(summ), accm);
         }
         out[r] = kv_hsum(acc) + hsum_ps(accm);
     }
