@@ -6,9 +6,11 @@
  *   - gemm_rows / matvec_rows / dot_f32 for every weight type, on realistic
  *     (quantized from floats), random-byte and adversarial blocks, at 1, 2, 3,
  *     many and (quantized types) 32768 / block-size blocks, n_tok in
- *     {1..8, 17}, 19 rows or 18 from row 1 (full and partial micro tiles of
- *     2, 4 and 16 rows), a padded out_stride, and pointers off the natural
- *     alignment;
+ *     {1..8, 13, 17} (token tiles of 8 with a last one of 5 or 1), 19 rows
+ *     or 18 from row 1 (full and partial micro tiles of 2, 4 and 16 rows), a
+ *     padded out_stride, pointers off the natural alignment, and the
+ *     weights ending where their allocation ends (so that the sanitizer
+ *     build catches a read past the last row);
  *   - rmsnorm, softmax, silu, swiglu at awkward lengths, in place too;
  *   - sum: exact on whole numbers, bounded on random floats.
  * The integer parts of the quantized products are exact, so the tolerances
@@ -286,12 +288,13 @@ enum { ROWS = 19 }; /* 19 rows, or 18 from row 1: the SIMD micro tiles span 2, 4
 static int gemm_case(const struct kz_kernels *k, uint32_t t, enum wmode wm, enum amode am, int cols,
                      double *worst)
 {
-    static const int ntoks[] = {1, 2, 3, 4, 5, 6, 7, 8, 17};
+    static const int ntoks[] = {1, 2, 3, 4, 5, 6, 7, 8, 13, 17};
     uint32_t at = k->act_type(t);
     size_t wrs = kz_dtype_row_size(t, cols), ars = kz_dtype_row_size(at, cols);
-    /* weights and activations 2 (quantized) or 4 (f32) bytes past a 64-byte boundary */
+    /* weights and activations 2 (quantized) or 4 (f32) bytes past a 64-byte
+     * boundary; the weights' last byte is their allocation's last */
     size_t woff = is_float_type(t) ? 4 : 2, aoff = at == KZ_DT_Q8_0 ? 2 : 4;
-    unsigned char *wbuf = kz_malloc_aligned(wrs * ROWS + 64, 64), *w = wbuf + woff;
+    unsigned char *wbuf = kz_malloc_aligned(wrs * ROWS + woff, 64), *w = wbuf + woff;
     make_weights(t, wm, w, ROWS, cols);
     float *wf = kz_malloc(sizeof(float) * (size_t)cols * ROWS); /* dequantized once for the magnitudes */
     for (int r = 0; r < ROWS; r++)
@@ -358,10 +361,10 @@ static void gemm_rows(void)
         for (int ti = 0; ti < N_WTYPES; ti++) {
             uint32_t t = wtypes[ti];
             int blck = blck_of(t);
-            /* 1, 2, 3 blocks and a large row (K-quants: 17 super-blocks, four
-             * of the 4-super-block panels of the many-token tile and a part);
-             * float types get odd lengths */
-            int sizes[5] = {blck, 2 * blck, 3 * blck, blck == 256 ? 17 * 256 : 2048 + 32, 0};
+            /* 1, 2, 3 blocks and a large row (K-quants: 19 super-blocks, four
+             * of the 4-super-block panels of the many-token tile and a part
+             * of 3); float types get odd lengths */
+            int sizes[5] = {blck, 2 * blck, 3 * blck, blck == 256 ? 19 * 256 : 2048 + 32, 0};
             if (blck == 1) {
                 sizes[0] = 1, sizes[1] = 7, sizes[2] = 17, sizes[3] = 2051, sizes[4] = 64;
             }

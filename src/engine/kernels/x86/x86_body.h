@@ -517,9 +517,10 @@ KZ_INLINE void pair_scales(__m128i sc8 /* 16 int8 */, __m256i f[8], __m256i *all
     }
 }
 
-/* A Q4_K/Q5_K super-block's 8 scales and 8 mins (u8, low 8 bytes of each)
- * and d, dmin as floats (dd lanes 0, 1), from its first 16 bytes read as
- * one vector (d | dmin << 16, then the 12-byte packing as three u32 u[0..2]):
+/* A Q4_K/Q5_K super-block's 8 scales and 8 mins (u8, the low 8 bytes of
+ * each; the high 8 are not defined) and d, dmin as floats (dd lanes 0, 1),
+ * from its first 16 bytes read as one vector (d | dmin << 16, then the
+ * 12-byte packing as three u32 u[0..2]):
  * sc/m 0..3 are the low 6 bits of u[0]/u[1]; sc/m 4..7 take their low 4 bits
  * from u[2] and their top 2 bits from the top of u[0]/u[1]. In vector
  * registers, as the scalar form cost a dozen integer operations and four
@@ -533,7 +534,7 @@ KZ_INLINE void q4k_scales(const void *blk, __m128i *sc8, __m128i *m8, __m128 *dd
     const __m128i hi = _mm_or_si128(_mm_and_si128(u2, _mm_set1_epi32(0x0f0f0f0f)), top); /* lanes 1, 2: sc 4..7, m 4..7 */
     *sc8 = _mm_srli_si128(_mm_unpacklo_epi32(lo, hi), 8);
     *m8 = _mm_unpackhi_epi32(lo, hi);
-    *dd = _mm_cvtph_ps(v);
+    *dd = _mm_cvtph_ps(v); /* lanes 2, 3: scale bytes read as halves, unused (masking them cost 2%) */
 }
 
 /* Q4_K: codes 0..15; scale and min per 32 (6-bit, 12-byte packing, quant.h).
@@ -855,9 +856,10 @@ static __attribute__((noinline)) void tr_gemm_rows(tr_fn tile, int bias, int64_t
  * (vpdpwssd). Once per super-block the sum goes to float, less the code
  * bias, taken out in integers as 32 * (bsums . scales).
  *
- * One row by eight tokens, not two by four: a super-block's scales then
- * serve eight tokens instead of four, and the 16 accumulators leave room
- * for the rest, where the 2 x 4 shape spilled; 1 x 12 was no faster. */
+ * One row by eight tokens, not two by four (chosen on the Q4_K tile of
+ * the same shape that the row-lane tile replaced): a super-block's scales
+ * then serve eight tokens instead of four, and the 16 accumulators leave
+ * room for the rest, where the 2 x 4 shape spilled; 1 x 12 was no faster. */
 #define KZ_KMR 1
 #define KZ_KNR 8
 
@@ -929,9 +931,9 @@ KZ_INLINE void q6k_blk(int64_t n, const unsigned char *w, size_t wstride, const 
 }
 
 /* Q4_K, Q5_K and Q6_K for several tokens with the rows in lanes, as
- * tr_tile does for Q4_0. The 1 x 8 tiles above pay, per (row, token,
- * super-block), a pmaddubsw and a vpdpwssd per 64 elements and a float
- * epilogue as long as their products; here one vpdpbusd does 16 rows x 4
+ * tr_tile does for Q4_0. The 1 x 8 tile above (Q4_K and Q5_K had one of the
+ * same shape) pays, per (row, token, super-block), a pmaddubsw and a
+ * vpdpwssd per 64 elements and a float epilogue as long as its products; here one vpdpbusd does 16 rows x 4
  * elements against one broadcast activation dword, and the float work (one
  * conversion and one FMA per 16 rows and scale group) is spread over 16
  * rows.
@@ -944,20 +946,21 @@ KZ_INLINE void q6k_blk(int64_t n, const unsigned char *w, size_t wstride, const 
  * 16 codes, read as pairs straight from the Q8_K block) in one vpdpwssd
  * per 32 elements: the mins (m, m) of Q4_K / Q5_K with -dmin, or the
  * scales (sc, sc') of Q6_K with -32 d for its code bias. A super-block of
- * 16 rows and one token is then 64 + 8 integer products and 20 (Q4_K) or
- * 36 (Q6_K) other vector operations. */
+ * 16 rows and one token is then 64 + 8 integer products and about 27
+ * (Q4_K) or 35 (Q6_K) other vector operations. */
 #define KZ_KT_SB 4  /* super-blocks per panel */
 #define KZ_KT_TOK 8 /* tokens per pass over a panel: two accumulators each */
-/* Fewest tokens that take this path: from two tokens on, it is faster than
- * the 1 x 8 tile for Q4_K and Q5_K (1.3-2x); Q6_K's panel, three bit
- * fields from two arrays, costs more, and the 1 x 8 tile wins below six. */
+/* Fewest tokens that take this path: from two tokens on it was faster than
+ * the 1 x 8 tile it replaced for Q4_K and Q5_K (1.3-2.1x); Q6_K's panel,
+ * three bit fields from two arrays, costs more, and its 1 x 8 tile wins
+ * below six. */
 #define KZ_KT_MIN_TOK(wtype) ((wtype) == KZ_DT_Q6_K ? 6 : 2)
 
 struct kt_panel {
     _Alignas(64) uint8_t g[KZ_KT_SB][64][64]; /* [super-block][dword k]: lane l = codes 4k..4k+3 of row l */
     _Alignas(64) float sc[KZ_KT_SB][16][16];  /* d * scale of group j, per row */
     _Alignas(64) int32_t mn[KZ_KT_SB][8][16]; /* int16 pair meeting bsums 2j, 2j+1, per row */
-    _Alignas(64) float dmin[KZ_KT_SB][16];    /* what that sum is scaled by, per row */
+    _Alignas(64) float mscale[KZ_KT_SB][16];  /* what that sum is scaled by (-dmin, or -32 d), per row */
 };
 
 enum kt_kind { KT_Q4_K, KT_Q5_K, KT_Q6_K };
@@ -981,7 +984,7 @@ KZ_INLINE __m512i kt_bits(__m512i v, int shift, int mask)
 KZ_INLINE void kt_codes_q4k(const unsigned char *const row[KZ_TR_ROWS], size_t base, const int five, uint8_t g[64][64])
 {
     const size_t qs = base + (five ? offsetof(struct kz_block_q5_k, qs) : offsetof(struct kz_block_q4_k, qs));
-    __m512i hq[8]; /* Q5_K: lane l of hq[k] = qh[4k..4k+3] of row l */
+    __m512i hq[8]; /* Q5_K: lane l of hq[k] = qh[4k..4k+3] of row l (Q4_K: not set, not read) */
     if (five) {
         kt_tr16(row, base + offsetof(struct kz_block_q5_k, qh), hq);
         kt_tr16(row, base + offsetof(struct kz_block_q5_k, qh) + 16, hq + 4);
@@ -1031,13 +1034,13 @@ KZ_INLINE __m512i kt_sbyte(__m512i v, int b) { return _mm512_srai_epi32(_mm512_s
 /* The scales of one Q4_K / Q5_K super-block, from its first 16 bytes (d,
  * dmin and the 12-byte packing of q4k_scales, here on 16 rows at once). */
 KZ_INLINE void kt_head_q4k(const unsigned char *const row[KZ_TR_ROWS], size_t base, float sc[16][16],
-                           int32_t mn[8][16], float dmin[16])
+                           int32_t mn[8][16], float mscale[16])
 {
     __m512i t[4]; /* t[0] = d | dmin << 16, t[1..3] = the three words of the packing */
     kt_tr16(row, base, t);
     const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(t[0]));
     const __m512 dm = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(t[0], 16)));
-    _mm512_store_ps(dmin, _mm512_sub_ps(_mm512_setzero_ps(), dm));
+    _mm512_store_ps(mscale, _mm512_sub_ps(_mm512_setzero_ps(), dm));
     const __m512i m6 = _mm512_set1_epi32(0x3f3f3f3f), m4 = _mm512_set1_epi32(0x0f0f0f0f),
                   m2 = _mm512_set1_epi32(0x03030303);
     const __m512i scw[2] = {_mm512_and_si512(t[1], m6),
@@ -1056,13 +1059,13 @@ KZ_INLINE void kt_head_q4k(const unsigned char *const row[KZ_TR_ROWS], size_t ba
 /* The scales of one Q6_K super-block: 16 signed bytes at 192, d at 208
  * (read as the top of the 16 bytes that end the block). */
 KZ_INLINE void kt_head_q6k(const unsigned char *const row[KZ_TR_ROWS], size_t base, float sc[16][16],
-                           int32_t mn[8][16], float dmin[16])
+                           int32_t mn[8][16], float mscale[16])
 {
     __m512i t[4], e[4];
     kt_tr16(row, base + offsetof(struct kz_block_q6_k, scales), t);
     kt_tr16(row, base + sizeof(struct kz_block_q6_k) - 16, e);
     const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(e[3], 16)));
-    _mm512_store_ps(dmin, _mm512_mul_ps(d, _mm512_set1_ps(-32.0f)));
+    _mm512_store_ps(mscale, _mm512_mul_ps(d, _mm512_set1_ps(-32.0f)));
     for (int j = 0; j < 16; j++)
         _mm512_store_ps(sc[j], _mm512_mul_ps(_mm512_cvtepi32_ps(kt_sbyte(t[j / 4], j % 4)), d));
     for (int m = 0; m < 4; m++) {
@@ -1085,10 +1088,10 @@ KZ_INLINE void kt_prep(const unsigned char *const row[KZ_TR_ROWS], int64_t i0, i
         const size_t base = (size_t)(i0 + s) * bsize;
         if (kind == KT_Q6_K) {
             kt_codes_q6k(row, base, p->g[s]);
-            kt_head_q6k(row, base, p->sc[s], p->mn[s], p->dmin[s]);
+            kt_head_q6k(row, base, p->sc[s], p->mn[s], p->mscale[s]);
         } else {
             kt_codes_q4k(row, base, kind == KT_Q5_K, p->g[s]);
-            kt_head_q4k(row, base, p->sc[s], p->mn[s], p->dmin[s]);
+            kt_head_q4k(row, base, p->sc[s], p->mn[s], p->mscale[s]);
         }
     }
 }
@@ -1106,7 +1109,7 @@ KZ_INLINE void kt_tile(const struct kt_panel *p, int nsb, const unsigned char *a
         acc[t] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(keep, out + t * ostride);
     for (int s = 0; s < nsb; s++) {
         __m512 accs[KZ_KT_TOK];
-        const __m512 dmin = _mm512_load_ps(p->dmin[s]);
+        const __m512 mscale = _mm512_load_ps(p->mscale[s]);
         for (int t = 0; t < nt; t++) {
             const struct kz_block_q8_k *a = (const struct kz_block_q8_k *)(act + (size_t)t * astride) + s;
             __m512i summ = _mm512_setzero_si512();
@@ -1115,7 +1118,7 @@ KZ_INLINE void kt_tile(const struct kt_panel *p, int nsb, const unsigned char *a
                 memcpy(&pair, a->bsums + 2 * j, 4);
                 summ = _mm512_dpwssd_epi32(summ, _mm512_load_si512((const void *)p->mn[s][j]), _mm512_set1_epi32(pair));
             }
-            accs[t] = _mm512_mul_ps(_mm512_cvtepi32_ps(summ), dmin);
+            accs[t] = _mm512_mul_ps(_mm512_cvtepi32_ps(summ), mscale);
         }
         for (int j = 0; j < ng; j++) {
             __m512i G[8];
