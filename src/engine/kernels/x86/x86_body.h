@@ -689,20 +689,26 @@ KZ_INLINE __m512i load4x128(const uint8_t *p0, const uint8_t *p1, const uint8_t 
     return _mm512_inserti32x4(v, load128(p3), 3);
 }
 
+/* 16 bytes at offset off of each of 16 rows, transposed: lane l of t[m] =
+ * bytes 4m..4m+3 of row l's 16 (z[j] chunk L = row 4L + j, so chunk L of
+ * t[m] is rows 4L..4L+3) */
+KZ_INLINE void tr16(const unsigned char *const row[KZ_TR_ROWS], size_t off, __m512i t[4])
+{
+    __m512i z[4];
+    for (int j = 0; j < 4; j++)
+        z[j] = load4x128(row[j] + off, row[4 + j] + off, row[8 + j] + off, row[12 + j] + off);
+    tr4x4(z, t);
+}
+
 /* Block i of 16 rows (row[l], l < 16) as G[k] (lane l = bytes 4k..4k+3 of
  * row l's codes, unsigned) and their scales. */
 KZ_INLINE void tr_block(const enum leg_kind kind, const unsigned char *const row[KZ_TR_ROWS], __m512i offs, int64_t i,
                         __m512i G[8], __m512 *dw)
 {
+    const size_t bsize = (size_t)leg_block_size(kind);
     __m512i z[4], t[4];
     if (kind == L_Q4_0) {
-        const struct kz_block_q4_0 *b[KZ_TR_ROWS];
-        for (int l = 0; l < KZ_TR_ROWS; l++)
-            b[l] = (const struct kz_block_q4_0 *)row[l] + i;
-        /* z[j] chunk L = row 4L + j, so chunk L of t[m] is rows 4L..4L+3 */
-        for (int j = 0; j < 4; j++)
-            z[j] = load4x128(b[j]->qs, b[4 + j]->qs, b[8 + j]->qs, b[12 + j]->qs);
-        tr4x4(z, t);
+        tr16(row, (size_t)i * bsize + offsetof(struct kz_block_q4_0, qs), t);
         const __m512i low4 = _mm512_set1_epi8(15);
         for (int m = 0; m < 4; m++) {
             G[m] = _mm512_and_si512(t[m], low4);                         /* elements 4m .. 4m+3 */
@@ -733,7 +739,6 @@ KZ_INLINE void tr_block(const enum leg_kind kind, const unsigned char *const row
     }
     /* the 16 f16 scales: one gather of the dwords at the blocks' starts (the
      * scale and the first code bytes), truncated to their low halves */
-    const size_t bsize = kind == L_Q4_0 ? sizeof(struct kz_block_q4_0) : sizeof(struct kz_block_q8_0);
     __m512i hd = _mm512_i32gather_epi32(offs, (const void *)(row[0] + (size_t)i * bsize), 1);
     *dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(hd));
 }
@@ -747,8 +752,7 @@ KZ_INLINE void tr_tile(const enum leg_kind kind, int64_t n, const unsigned char 
                        const unsigned char *act, size_t astride, const float *ds, const int32_t *bs, float *out,
                        int64_t ostride, const unsigned char *pf, const int nt)
 {
-    const size_t bsize = kind == L_Q4_0 ? sizeof(struct kz_block_q4_0) : sizeof(struct kz_block_q8_0);
-    const size_t pf_step = KZ_TR_ROWS * bsize;
+    const size_t pf_step = KZ_TR_ROWS * (size_t)leg_block_size(kind);
     const int64_t nb = n / 32;
     const unsigned char *row[KZ_TR_ROWS];
     int32_t off[KZ_TR_ROWS];
@@ -965,16 +969,6 @@ struct kt_panel {
 
 enum kt_kind { KT_Q4_K, KT_Q5_K, KT_Q6_K };
 
-/* 16 bytes at offset off of each row, transposed: lane l of t[m] = bytes
- * 4m..4m+3 of row l's 16 */
-KZ_INLINE void kt_tr16(const unsigned char *const row[KZ_TR_ROWS], size_t off, __m512i t[4])
-{
-    __m512i z[4];
-    for (int j = 0; j < 4; j++)
-        z[j] = load4x128(row[j] + off, row[4 + j] + off, row[8 + j] + off, row[12 + j] + off);
-    tr4x4(z, t);
-}
-
 KZ_INLINE __m512i kt_bits(__m512i v, int shift, int mask)
 {
     return _mm512_and_si512(_mm512_srli_epi16(v, (unsigned)shift), _mm512_set1_epi8((char)mask));
@@ -986,14 +980,14 @@ KZ_INLINE void kt_codes_q4k(const unsigned char *const row[KZ_TR_ROWS], size_t b
     const size_t qs = base + (five ? offsetof(struct kz_block_q5_k, qs) : offsetof(struct kz_block_q4_k, qs));
     __m512i hq[8]; /* Q5_K: lane l of hq[k] = qh[4k..4k+3] of row l (Q4_K: not set, not read) */
     if (five) {
-        kt_tr16(row, base + offsetof(struct kz_block_q5_k, qh), hq);
-        kt_tr16(row, base + offsetof(struct kz_block_q5_k, qh) + 16, hq + 4);
+        tr16(row, base + offsetof(struct kz_block_q5_k, qh), hq);
+        tr16(row, base + offsetof(struct kz_block_q5_k, qh) + 16, hq + 4);
     }
     /* bytes 32c + 4k' of qs: sub-block 2c (low nibbles) and 2c + 1 (high), elements 4k'.. */
     for (int c = 0; c < 4; c++)
         for (int h = 0; h < 2; h++) {
             __m512i t[4];
-            kt_tr16(row, qs + 32 * (size_t)c + 16 * (size_t)h, t);
+            tr16(row, qs + 32 * (size_t)c + 16 * (size_t)h, t);
             for (int m = 0; m < 4; m++) {
                 const int k = 4 * h + m;
                 __m512i lo = kt_bits(t[m], 0, 15), hi = kt_bits(t[m], 4, 15);
@@ -1016,9 +1010,9 @@ KZ_INLINE void kt_codes_q6k(const unsigned char *const row[KZ_TR_ROWS], size_t b
     for (int h = 0; h < 2; h++) {
         __m512i ql[16], qh[8];
         for (int q = 0; q < 4; q++)
-            kt_tr16(row, base + offsetof(struct kz_block_q6_k, ql) + 64 * (size_t)h + 16 * (size_t)q, ql + 4 * q);
+            tr16(row, base + offsetof(struct kz_block_q6_k, ql) + 64 * (size_t)h + 16 * (size_t)q, ql + 4 * q);
         for (int u = 0; u < 2; u++)
-            kt_tr16(row, base + offsetof(struct kz_block_q6_k, qh) + 32 * (size_t)h + 16 * (size_t)u, qh + 4 * u);
+            tr16(row, base + offsetof(struct kz_block_q6_k, qh) + 32 * (size_t)h + 16 * (size_t)u, qh + 4 * u);
         for (int D = 0; D < 32; D++) {
             __m512i lo = kt_bits(ql[D % 16], D < 16 ? 0 : 4, 15);
             __m512i hi = kt_bits(qh[D % 8], 2 * (D / 8), 3);
@@ -1037,7 +1031,7 @@ KZ_INLINE void kt_head_q4k(const unsigned char *const row[KZ_TR_ROWS], size_t ba
                            int32_t mn[8][16], float mscale[16])
 {
     __m512i t[4]; /* t[0] = d | dmin << 16, t[1..3] = the three words of the packing */
-    kt_tr16(row, base, t);
+    tr16(row, base, t);
     const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(t[0]));
     const __m512 dm = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(t[0], 16)));
     _mm512_store_ps(mscale, _mm512_sub_ps(_mm512_setzero_ps(), dm));
@@ -1062,8 +1056,8 @@ KZ_INLINE void kt_head_q6k(const unsigned char *const row[KZ_TR_ROWS], size_t ba
                            int32_t mn[8][16], float mscale[16])
 {
     __m512i t[4], e[4];
-    kt_tr16(row, base + offsetof(struct kz_block_q6_k, scales), t);
-    kt_tr16(row, base + sizeof(struct kz_block_q6_k) - 16, e);
+    tr16(row, base + offsetof(struct kz_block_q6_k, scales), t);
+    tr16(row, base + sizeof(struct kz_block_q6_k) - 16, e);
     const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(e[3], 16)));
     _mm512_store_ps(mscale, _mm512_mul_ps(d, _mm512_set1_ps(-32.0f)));
     for (int j = 0; j < 16; j++)
