@@ -15,6 +15,7 @@
 
 #include "api/openai.h"
 #include "core/alloc.h"
+#include "core/jsonw.h"
 #include "core/utf8.h"
 
 /* A JSON string of arbitrary bytes, invalid UTF-8 replaced by U+FFFD. */
@@ -109,69 +110,142 @@ void kz_api_new_id(const char *prefix, char *buf, size_t size)
              (unsigned long long)splitmix64(n ^ id_salt[0]));
 }
 
-static json_t *usage_obj(const struct kz_api_usage *u)
+/* The answers below are written once per request or once per token, so they
+ * go straight into a buffer (core/jsonw.h) instead of through a jansson
+ * tree, which cost more than the rest of a proxied request; the bytes are
+ * the same as jansson's compact dump (tests/api/test_openai_resp.c). */
+
+/* {"id":...,"object":...,"created":...,"model":..., */
+static void head(struct kz_buf *b, const char *id, const char *object, long created, const char *model)
 {
-    return json_pack("{s:I, s:I, s:I}", "prompt_tokens", (json_int_t)u->prompt_tokens, "completion_tokens",
-                     (json_int_t)u->completion_tokens, "total_tokens",
-                     (json_int_t)(u->prompt_tokens + u->completion_tokens));
+    KZ_JW_LIT(b, "{\"id\":");
+    kz_jw_cstr(b, id);
+    KZ_JW_LIT(b, ",\"object\":\"");
+    kz_jw_raw(b, object, strlen(object));
+    KZ_JW_LIT(b, "\",\"created\":");
+    kz_jw_int(b, created);
+    KZ_JW_LIT(b, ",\"model\":");
+    kz_jw_cstr(b, model);
+}
+
+static void usage_w(struct kz_buf *b, const struct kz_api_usage *u)
+{
+    KZ_JW_LIT(b, "{\"prompt_tokens\":");
+    kz_jw_int(b, u->prompt_tokens);
+    KZ_JW_LIT(b, ",\"completion_tokens\":");
+    kz_jw_int(b, u->completion_tokens);
+    KZ_JW_LIT(b, ",\"total_tokens\":");
+    kz_jw_int(b, (long long)u->prompt_tokens + u->completion_tokens);
+    KZ_JW_LIT(b, "}");
+}
+
+/* The buffer's text, or NULL (and nothing to free) when it ran out of memory. */
+static char *done(struct kz_buf *b)
+{
+    if (b->oom) {
+        kz_buf_free(b);
+        return NULL;
+    }
+    return b->p;
+}
+
+/* "data: " + the chunk + "\n\n" */
+static char *event_done(struct kz_buf *b)
+{
+    KZ_JW_LIT(b, "\n\n");
+    return done(b);
+}
+
+/* A chunk's choice from its logprobs on, and the rest of the event. */
+static char *chunk_end(struct kz_buf *b, const char *finish, int usage_null)
+{
+    KZ_JW_LIT(b, ",\"logprobs\":null,\"finish_reason\":");
+    kz_jw_cstr(b, finish);
+    KZ_JW_LIT(b, "}]");
+    if (usage_null)
+        KZ_JW_LIT(b, ",\"usage\":null");
+    KZ_JW_LIT(b, "}");
+    return event_done(b);
 }
 
 char *kz_api_chat_response(const char *id, long created, const char *model, const char *text, size_t text_len,
                            const char *finish, const struct kz_api_usage *u)
 {
-    json_t *msg = json_pack("{s:s, s:o, s:n}", "role", "assistant", "content", text_value(text, text_len), "refusal");
-    json_t *choice = json_pack("{s:i, s:o, s:n, s:s}", "index", 0, "message", msg, "logprobs", "finish_reason", finish);
-    return dump(json_pack("{s:s, s:s, s:I, s:s, s:[o], s:o}", "id", id, "object", "chat.completion", "created",
-                          (json_int_t)created, "model", model, "choices", choice, "usage", usage_obj(u)));
+    struct kz_buf b = {0};
+    head(&b, id, "chat.completion", created, model);
+    KZ_JW_LIT(&b, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
+    kz_jw_str(&b, text ? text : "", text ? text_len : 0);
+    KZ_JW_LIT(&b, ",\"refusal\":null},\"logprobs\":null,\"finish_reason\":");
+    kz_jw_cstr(&b, finish);
+    KZ_JW_LIT(&b, "}],\"usage\":");
+    usage_w(&b, u);
+    KZ_JW_LIT(&b, "}");
+    return done(&b);
 }
 
 char *kz_api_completion_response(const char *id, long created, const char *model, size_t n_choices,
                                  const char *const *texts, const size_t *text_lens, const char *const *finish,
                                  const struct kz_api_usage *u)
 {
-    json_t *choices = json_array();
-    for (size_t i = 0; choices && i < n_choices; i++)
-        json_array_append_new(choices, json_pack("{s:o, s:I, s:n, s:s}", "text", text_value(texts[i], text_lens[i]),
-                                                 "index", (json_int_t)i, "logprobs", "finish_reason", finish[i]));
-    return dump(json_pack("{s:s, s:s, s:I, s:s, s:o, s:o}", "id", id, "object", "text_completion", "created",
-                          (json_int_t)created, "model", model, "choices", choices, "usage", usage_obj(u)));
+    struct kz_buf b = {0};
+    head(&b, id, "text_completion", created, model);
+    KZ_JW_LIT(&b, ",\"choices\":[");
+    for (size_t i = 0; i < n_choices; i++) {
+        KZ_JW_LIT(&b, "{\"text\":");
+        kz_jw_str(&b, texts[i] ? texts[i] : "", texts[i] ? text_lens[i] : 0);
+        KZ_JW_LIT(&b, ",\"index\":");
+        kz_jw_int(&b, (long long)i);
+        KZ_JW_LIT(&b, ",\"logprobs\":null,\"finish_reason\":");
+        kz_jw_cstr(&b, finish[i]);
+        kz_jw_raw(&b, i + 1 < n_choices ? "}," : "}", i + 1 < n_choices ? 2 : 1);
+    }
+    KZ_JW_LIT(&b, "],\"usage\":");
+    usage_w(&b, u);
+    KZ_JW_LIT(&b, "}");
+    return done(&b);
 }
 
 char *kz_api_chat_chunk(const char *id, long created, const char *model, const char *role, const char *text,
                         size_t text_len, const char *finish, int usage_null)
 {
-    json_t *delta = json_object();
-    if (role)
-        json_object_set_new(delta, "role", json_string(role));
-    if (text)
-        json_object_set_new(delta, "content", text_value(text, text_len));
-    json_t *choice = json_pack("{s:i, s:o, s:n, s:o}", "index", 0, "delta", delta, "logprobs", "finish_reason",
-                               finish ? json_string(finish) : json_null());
-    json_t *o = json_pack("{s:s, s:s, s:I, s:s, s:[o]}", "id", id, "object", "chat.completion.chunk", "created",
-                          (json_int_t)created, "model", model, "choices", choice);
-    if (o && usage_null)
-        json_object_set_new(o, "usage", json_null());
-    return event(o);
+    struct kz_buf b = {0};
+    KZ_JW_LIT(&b, "data: ");
+    head(&b, id, "chat.completion.chunk", created, model);
+    KZ_JW_LIT(&b, ",\"choices\":[{\"index\":0,\"delta\":{");
+    if (role) {
+        KZ_JW_LIT(&b, "\"role\":");
+        kz_jw_cstr(&b, role);
+    }
+    if (text) {
+        kz_jw_raw(&b, role ? ",\"content\":" : "\"content\":", role ? 11 : 10);
+        kz_jw_str(&b, text, text_len);
+    }
+    KZ_JW_LIT(&b, "}");
+    return chunk_end(&b, finish, usage_null);
 }
 
 char *kz_api_completion_chunk(const char *id, long created, const char *model, size_t index, const char *text,
                               size_t text_len, const char *finish, int usage_null)
 {
-    json_t *choice = json_pack("{s:o, s:I, s:n, s:o}", "text", text_value(text ? text : "", text ? text_len : 0),
-                               "index", (json_int_t)index, "logprobs", "finish_reason",
-                               finish ? json_string(finish) : json_null());
-    json_t *o = json_pack("{s:s, s:s, s:I, s:s, s:[o]}", "id", id, "object", "text_completion", "created",
-                          (json_int_t)created, "model", model, "choices", choice);
-    if (o && usage_null)
-        json_object_set_new(o, "usage", json_null());
-    return event(o);
+    struct kz_buf b = {0};
+    KZ_JW_LIT(&b, "data: ");
+    head(&b, id, "text_completion", created, model);
+    KZ_JW_LIT(&b, ",\"choices\":[{\"text\":");
+    kz_jw_str(&b, text ? text : "", text ? text_len : 0);
+    KZ_JW_LIT(&b, ",\"index\":");
+    kz_jw_int(&b, (long long)index);
+    return chunk_end(&b, finish, usage_null);
 }
 
 char *kz_api_usage_chunk(const char *id, long created, const char *model, int chat, const struct kz_api_usage *u)
 {
-    return event(json_pack("{s:s, s:s, s:I, s:s, s:[], s:o}", "id", id, "object",
-                           chat ? "chat.completion.chunk" : "text_completion", "created", (json_int_t)created, "model",
-                           model, "choices", "usage", usage_obj(u)));
+    struct kz_buf b = {0};
+    KZ_JW_LIT(&b, "data: ");
+    head(&b, id, chat ? "chat.completion.chunk" : "text_completion", created, model);
+    KZ_JW_LIT(&b, ",\"choices\":[],\"usage\":");
+    usage_w(&b, u);
+    KZ_JW_LIT(&b, "}");
+    return event_done(&b);
 }
 
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -19,6 +19,7 @@
 
 struct scan {
     const char *p, *end;
+    int body; /* a whole answer: choices hold "message", not "delta" */
 };
 
 static void ws(struct scan *s)
@@ -143,11 +144,37 @@ static int skip_str(struct scan *s)
     return str_or_null(s, &b, &n);
 }
 
-static const char *const delta_keys[] = {"role", "content", "refusal"};
+/* A flat object of integers under keys without escapes, none repeated:
+ * usage's *_tokens_details. Its values mean nothing to the decoder. */
+static int int_object(struct scan *s)
+{
+    const char *k[8];
+    size_t kn[8];
+    int n = 0;
+    long v;
+    if (!eat(s, '{'))
+        return 0;
+    if (eat(s, '}'))
+        return 1;
+    do {
+        if (n == 8 || !str(s, &k[n], &kn[n]) || !eat(s, ':') || !integer(s, &v))
+            return 0;
+        for (int i = 0; i < n; i++)
+            if (kn[i] == kn[n] && memcmp(k[i], k[n], kn[n]) == 0)
+                return 0;
+        n++;
+    } while (eat(s, ','));
+    return eat(s, '}');
+}
+
+/* chunks' delta and answers' message; "annotations" is only taken empty */
+static const char *const delta_keys[] = {"role", "content", "refusal", "annotations"};
 
 static int delta_value(struct scan *s, int k, void *ctx)
 {
     struct kz_scan_choice *c = ctx;
+    if (k == 3)
+        return eat(s, '[') && eat(s, ']');
     if (k != 1)
         return skip_str(s);
     if (!str_or_null(s, &c->content, &c->content_len))
@@ -157,6 +184,7 @@ static int delta_value(struct scan *s, int k, void *ctx)
 }
 
 static const char *const choice_keys[] = {"index", "delta", "text", "logprobs", "finish_reason"};
+static const char *const body_choice_keys[] = {"index", "message", "text", "logprobs", "finish_reason"};
 
 static int choice_value(struct scan *s, int k, void *ctx)
 {
@@ -167,7 +195,7 @@ static int choice_value(struct scan *s, int k, void *ctx)
     case 0:
         return (c->has_index = integer(s, &c->index));
     case 1:
-        return lit(s, "null") || object(s, delta_keys, 3, delta_value, c);
+        return lit(s, "null") || object(s, delta_keys, s->body ? 4 : 3, delta_value, c);
     case 2:
         if (!str_or_null(s, &c->text, &c->text_len))
             return 0;
@@ -187,12 +215,15 @@ static int choice_value(struct scan *s, int k, void *ctx)
     }
 }
 
-static const char *const usage_keys[] = {"prompt_tokens", "completion_tokens", "total_tokens"};
+static const char *const usage_keys[] = {"prompt_tokens", "completion_tokens", "total_tokens",
+                                         "prompt_tokens_details", "completion_tokens_details"};
 
 static int usage_value(struct scan *s, int k, void *ctx)
 {
     struct kz_scan_chunk *out = ctx;
     long v;
+    if (k >= 3)
+        return lit(s, "null") || int_object(s);
     if (!integer(s, &v))
         return 0;
     if (k == 0)
@@ -204,8 +235,8 @@ static int usage_value(struct scan *s, int k, void *ctx)
 
 static int choices(struct scan *s, struct kz_scan_chunk *out)
 {
-    if (lit(s, "null"))
-        return 1;
+    if (!s->body && lit(s, "null"))
+        return 1; /* a usage chunk; an answer without choices is an error */
     if (!eat(s, '['))
         return 0;
     if (eat(s, ']'))
@@ -215,7 +246,7 @@ static int choices(struct scan *s, struct kz_scan_chunk *out)
             return 0;
         struct kz_scan_choice *c = &out->choices[out->n_choices++];
         memset(c, 0, sizeof *c);
-        if (!object(s, choice_keys, 5, choice_value, c))
+        if (!object(s, s->body ? body_choice_keys : choice_keys, 5, choice_value, c))
             return 0;
     } while (eat(s, ','));
     return eat(s, ']');
@@ -232,24 +263,35 @@ static int chunk_value(struct scan *s, int k, void *ctx)
     case 2:
         return integer(s, &v);
     case 5:
+        out->has_choices = 1;
         return choices(s, out);
     case 6:
         if (lit(s, "null"))
             return 1;
         out->has_usage = 1;
         out->prompt_tokens = out->completion_tokens = -1;
-        return object(s, usage_keys, 3, usage_value, out);
+        return object(s, usage_keys, 5, usage_value, out);
     default:
         return skip_str(s);
     }
 }
 
-int kz_openai_scan_chunk(const char *data, size_t len, struct kz_scan_chunk *out)
+static int scan(const char *data, size_t len, int body, struct kz_scan_chunk *out)
 {
-    struct scan s = {data, data + len};
+    struct scan s = {data, data + len, body};
     memset(out, 0, sizeof *out);
     if (!object(&s, chunk_keys, 8, chunk_value, out))
         return 0;
     ws(&s);
-    return s.p == s.end;
+    return s.p == s.end && (!body || out->has_choices);
+}
+
+int kz_openai_scan_chunk(const char *data, size_t len, struct kz_scan_chunk *out)
+{
+    return scan(data, len, 0, out);
+}
+
+int kz_openai_scan_body(const char *data, size_t len, struct kz_scan_chunk *out)
+{
+    return scan(data, len, 1, out);
 }

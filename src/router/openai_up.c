@@ -7,41 +7,126 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/jsonw.h"
 #include "router/openai_scan.h"
 
+static int dump_cb(const char *buf, size_t size, void *data)
+{
+    struct kz_buf *b = data;
+    kz_jw_raw(b, buf, size);
+    return b->oom ? -1 : 0;
+}
+
+static void value(struct kz_buf *b, json_t *v)
+{
+    if (!b->oom && json_dump_callback(v, dump_cb, b, JSON_COMPACT | JSON_ENCODE_ANY))
+        b->oom = 1;
+}
+
+static void key(struct kz_buf *b, int *first, const char *k, size_t n)
+{
+    if (!*first)
+        KZ_JW_LIT(b, ",");
+    *first = 0;
+    kz_jw_str(b, k, n);
+    KZ_JW_LIT(b, ":");
+}
+
+/* Keys may hold NUL bytes (a client's "\u0000"): compared with their length. */
+static int is(const char *k, size_t n, const char *name)
+{
+    return n == strlen(name) && memcmp(k, name, n) == 0;
+}
+
+#define KEY(b, first, lit) key((b), (first), (lit), sizeof(lit) - 1)
+
+/* The client's stream_options with include_usage true, in place or added. */
+static void stream_options(struct kz_buf *b, json_t *so)
+{
+    int first = 1, seen = 0;
+    KZ_JW_LIT(b, "{");
+    for (void *it = json_object_iter(so); it; it = json_object_iter_next(so, it)) {
+        const char *k = json_object_iter_key(it);
+        size_t n = json_object_iter_key_len(it);
+        key(b, &first, k, n);
+        if (is(k, n, "include_usage")) {
+            KZ_JW_LIT(b, "true");
+            seen = 1;
+        } else {
+            value(b, json_object_iter_value(it));
+        }
+    }
+    if (!seen) {
+        KEY(b, &first, "include_usage");
+        KZ_JW_LIT(b, "true");
+    }
+    KZ_JW_LIT(b, "}");
+}
+
+/* Written key by key from the client's tree rather than from an edited deep
+ * copy of it: the copy cost more than the rest of the request. Replaced
+ * keys keep their place, added ones go last, as jansson would set them. */
 kz_status kz_openai_build_request(const struct kz_api_request *r, const char *upstream_model, int stream, char **body,
                                   size_t *len, struct kz_err *err)
 {
-    json_t *o = json_deep_copy(r->root);
-    if (!o || json_object_set_new(o, "model", json_string(upstream_model)))
-        goto oom;
-    if (r->kind == KZ_API_EMBEDDINGS) {
-        if (json_object_set_new(o, "encoding_format", json_string("float")))
-            goto oom;
-    } else if (stream) {
-        json_t *so = json_object_get(o, "stream_options");
-        if (!json_is_object(so)) {
-            so = json_object();
-            if (!so || json_object_set_new(o, "stream_options", so))
-                goto oom;
+    enum { MODEL = 1, STREAM = 2, SO = 4, ENC = 8 };
+    unsigned want = MODEL, seen = 0;
+    if (r->kind == KZ_API_EMBEDDINGS)
+        want |= ENC;
+    else if (stream)
+        want |= STREAM | SO;
+    struct kz_buf b = {0};
+    int first = 1;
+    KZ_JW_LIT(&b, "{");
+    for (void *it = json_object_iter(r->root); it; it = json_object_iter_next(r->root, it)) {
+        const char *k = json_object_iter_key(it);
+        size_t n = json_object_iter_key_len(it);
+        json_t *v = json_object_iter_value(it);
+        key(&b, &first, k, n);
+        if (is(k, n, "model")) {
+            kz_jw_cstr(&b, upstream_model);
+            seen |= MODEL;
+        } else if ((want & STREAM) && is(k, n, "stream")) {
+            KZ_JW_LIT(&b, "true");
+            seen |= STREAM;
+        } else if ((want & SO) && is(k, n, "stream_options")) {
+            if (json_is_object(v))
+                stream_options(&b, v);
+            else
+                KZ_JW_LIT(&b, "{\"include_usage\":true}");
+            seen |= SO;
+        } else if ((want & ENC) && is(k, n, "encoding_format")) {
+            KZ_JW_LIT(&b, "\"float\"");
+            seen |= ENC;
+        } else {
+            value(&b, v);
         }
-        if (json_object_set_new(o, "stream", json_true()) || json_object_set_new(so, "include_usage", json_true()))
-            goto oom;
     }
-    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(o);
-    o = NULL;
-    if (!s)
-        goto oom;
-    *len = strlen(s);
-    *body = kz_strndup(s, *len);
-    free(s); /* jansson's allocation */
-    if (!*body)
-        goto oom;
+    unsigned add = want & ~seen;
+    if (add & MODEL) {
+        KEY(&b, &first, "model");
+        kz_jw_cstr(&b, upstream_model);
+    }
+    if (add & ENC) {
+        KEY(&b, &first, "encoding_format");
+        KZ_JW_LIT(&b, "\"float\"");
+    }
+    if (add & SO) {
+        KEY(&b, &first, "stream_options");
+        KZ_JW_LIT(&b, "{\"include_usage\":true}");
+    }
+    if (add & STREAM) {
+        KEY(&b, &first, "stream");
+        KZ_JW_LIT(&b, "true");
+    }
+    KZ_JW_LIT(&b, "}");
+    if (b.oom) {
+        kz_buf_free(&b);
+        return kz_err_set(err, KZ_ENOMEM, "out of memory");
+    }
+    *body = b.p;
+    *len = b.len;
     return KZ_OK;
-oom:
-    json_decref(o);
-    return kz_err_set(err, KZ_ENOMEM, "out of memory");
 }
 
 const char *kz_openai_finish(const char *reason)
@@ -62,8 +147,9 @@ static long count(json_t *v)
     return json_is_integer(v) && json_integer_value(v) >= 0 ? (long)json_integer_value(v) : -1;
 }
 
-/* Events from a scanned chunk, in the order the jansson path gives them. */
-static void emit_scanned(const struct kz_scan_chunk *sc, int chat, kz_ev_fn fn, void *ud)
+/* Events from a scanned chunk or body, in the order the jansson paths give
+ * them; a body has a finish event for every choice. */
+static void emit_scanned(const struct kz_scan_chunk *sc, int chat, int body, kz_ev_fn fn, void *ud)
 {
     struct kz_ev ev;
     for (size_t i = 0; i < sc->n_choices; i++) {
@@ -80,11 +166,11 @@ static void emit_scanned(const struct kz_scan_chunk *sc, int chat, kz_ev_fn fn, 
             if (fn(ud, &ev))
                 return;
         }
-        if (c->has_finish) {
+        if (c->has_finish || body) {
             memset(&ev, 0, sizeof ev);
             ev.type = KZ_EV_FINISH;
             ev.index = idx;
-            ev.finish = kz_openai_finish(c->finish);
+            ev.finish = kz_openai_finish(c->has_finish ? c->finish : NULL);
             if (fn(ud, &ev))
                 return;
         }
@@ -98,6 +184,16 @@ static void emit_scanned(const struct kz_scan_chunk *sc, int chat, kz_ev_fn fn, 
     }
 }
 
+/* An index the scanner read but that is out of range is left to jansson,
+ * before any event went out, so the error is jansson's. */
+static int indexes_ok(const struct kz_scan_chunk *sc)
+{
+    for (size_t i = 0; i < sc->n_choices; i++)
+        if (sc->choices[i].has_index && (sc->choices[i].index < 0 || sc->choices[i].index > 1024))
+            return 0;
+    return 1;
+}
+
 kz_status kz_openai_dec_chunk(struct kz_openai_dec *d, int chat, const char *data, size_t len, kz_ev_fn fn,
                               void *ud, struct kz_err *err)
 {
@@ -107,13 +203,8 @@ kz_status kz_openai_dec_chunk(struct kz_openai_dec *d, int chat, const char *dat
     }
     struct kz_scan_chunk sc;
     if (!d->no_fast && kz_openai_scan_chunk(data, len, &sc)) {
-        /* an index the scanner read but that is out of range is left to
-         * jansson, before any event went out */
-        int bad = 0;
-        for (size_t i = 0; i < sc.n_choices; i++)
-            bad |= sc.choices[i].has_index && (sc.choices[i].index < 0 || sc.choices[i].index > 1024);
-        if (!bad) {
-            emit_scanned(&sc, chat, fn, ud);
+        if (indexes_ok(&sc)) {
+            emit_scanned(&sc, chat, 0, fn, ud);
             d->n_chunks++;
             d->n_fast++;
             return KZ_OK;
@@ -264,6 +355,17 @@ static kz_status decode_embeddings(json_t *o, kz_ev_fn fn, void *ud, struct kz_e
 kz_status kz_openai_decode_body(enum kz_api_kind kind, const char *body, size_t len, kz_ev_fn fn, void *ud,
                                 struct kz_err *err)
 {
+    return kz_openai_decode_body_opt(kind, body, len, 0, fn, ud, err);
+}
+
+kz_status kz_openai_decode_body_opt(enum kz_api_kind kind, const char *body, size_t len, int no_fast, kz_ev_fn fn,
+                                    void *ud, struct kz_err *err)
+{
+    struct kz_scan_chunk sc;
+    if (!no_fast && kind != KZ_API_EMBEDDINGS && kz_openai_scan_body(body, len, &sc) && indexes_ok(&sc)) {
+        emit_scanned(&sc, kind == KZ_API_CHAT, 1, fn, ud);
+        return KZ_OK;
+    }
     json_error_t je;
     json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
     if (!json_is_object(o)) {

@@ -3,11 +3,14 @@
  * and kyozon): the body we send, and the stream chunks we read back turned
  * into kz_ev events (router/events.h).
  *
- * Chat and completion requests always go upstream as streams with
- * stream_options.include_usage, whatever the client asked: one decoder path,
- * a time to first token for the latency strategy, usage for metering, and a
- * failure before the first byte of a non-streamed answer can still fail over.
- * The client-side encoder aggregates when the client did not ask to stream.
+ * By default chat and completion requests go upstream as streams with
+ * stream_options.include_usage, whatever the client asked: a time to first
+ * token for the latency strategy, usage for metering, and a failure before
+ * the first byte of a non-streamed answer can still fail over; the
+ * client-side encoder aggregates when the client did not ask to stream.
+ * With `upstream_stream: client` a non-streamed request gets a whole answer
+ * (kz_openai_decode_body). Both decoders read the common shapes with a
+ * scanner (openai_scan.h) and leave anything else to jansson.
  *
  * Decoding is lenient where peers differ (a usage chunk with choices null
  * or absent, a missing finish_reason) and strict where a wrong shape would
@@ -45,6 +48,9 @@ kz_status kz_openai_dec_chunk(struct kz_openai_dec *d, int chat, const char *dat
  * or an embeddings list (float or base64 vectors). */
 kz_status kz_openai_decode_body(enum kz_api_kind kind, const char *body, size_t len, kz_ev_fn fn, void *ud,
                                 struct kz_err *err);
+/* The same; no_fast (tests) always uses jansson. */
+kz_status kz_openai_decode_body_opt(enum kz_api_kind kind, const char *body, size_t len, int no_fast, kz_ev_fn fn,
+                                    void *ud, struct kz_err *err);
 
 /* Maps an OpenAI finish_reason to a KZ_FINISH_* string (unknown: stop). */
 const char *kz_openai_finish(const char *reason);

@@ -3,10 +3,13 @@
  * its param), and the response encoders' JSON shapes.
  */
 #include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/openai.h"
 #include "core/alloc.h"
+#include "core/utf8.h"
 #include "t.h"
 
 static kz_status dec(enum kz_api_kind k, const char *body, struct kz_api_request *r, struct kz_api_error *e)
@@ -143,6 +146,114 @@ static json_t *parse(const char *s)
     return j;
 }
 
+/* The encoders write JSON directly; the same objects built as jansson trees
+ * and dumped compactly are the reference, byte for byte. */
+static json_t *ref_text(const char *t, size_t n)
+{
+    json_t *v = json_stringn(t, n);
+    if (!v) {
+        size_t m = 0;
+        char *f = kz_utf8_sanitize(t, n, &m);
+        v = json_stringn_nocheck(f, m);
+        kz_free(f);
+    }
+    return v;
+}
+
+static json_t *ref_usage(const struct kz_api_usage *u)
+{
+    return json_pack("{s:I, s:I, s:I}", "prompt_tokens", (json_int_t)u->prompt_tokens, "completion_tokens",
+                     (json_int_t)u->completion_tokens, "total_tokens",
+                     (json_int_t)(u->prompt_tokens + u->completion_tokens));
+}
+
+static char *ref_dump(json_t *v, int sse)
+{
+    char *d = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(v);
+    size_t n = strlen(d);
+    char *out = malloc(n + 9);
+    snprintf(out, n + 9, "%s%s%s", sse ? "data: " : "", d, sse ? "\n\n" : "");
+    free(d);
+    return out;
+}
+
+static int same(char *got, char *want, const char *what)
+{
+    int ok = got && want && strcmp(got, want) == 0;
+    T_OK(ok, "%s: '%s' vs jansson's '%s'", what, got ? got : "(null)", want ? want : "(null)");
+    kz_free(got);
+    free(want);
+    return ok;
+}
+
+static void encoders_match_jansson(void)
+{
+    static const char *const texts[] = {"", "hi", "a\"b\\c\n\t\x01", "caf\xc3\xa9 \xf0\x9f\x98\x80", "cut \xe2\x82",
+                                        "\xff\xfe"};
+    struct kz_api_usage u = {12, 345};
+    for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
+        const char *t = texts[i];
+        size_t n = strlen(t);
+        const char *fin = i % 2 ? "length" : "stop";
+        json_t *msg = json_pack("{s:s, s:o, s:n}", "role", "assistant", "content", ref_text(t, n), "refusal");
+        json_t *ch = json_pack("{s:i, s:o, s:n, s:s}", "index", 0, "message", msg, "logprobs", "finish_reason", fin);
+        json_t *o = json_pack("{s:s, s:s, s:I, s:s, s:[o], s:o}", "id", "chatcmpl-\"1", "object", "chat.completion",
+                              "created", (json_int_t)1700000000, "model", "m\xc3\xa9", "choices", ch, "usage",
+                              ref_usage(&u));
+        same(kz_api_chat_response("chatcmpl-\"1", 1700000000, "m\xc3\xa9", t, n, fin, &u), ref_dump(o, 0),
+             "chat response");
+
+        for (int shape = 0; shape < 8; shape++) {
+            const char *role = shape & 1 ? "assistant" : NULL;
+            const char *text = shape & 2 ? t : NULL;
+            const char *f = shape & 4 ? fin : NULL;
+            json_t *delta = json_object();
+            if (role)
+                json_object_set_new(delta, "role", json_string(role));
+            if (text)
+                json_object_set_new(delta, "content", ref_text(text, n));
+            json_t *c = json_pack("{s:i, s:o, s:n, s:o}", "index", 0, "delta", delta, "logprobs", "finish_reason",
+                                  f ? json_string(f) : json_null());
+            json_t *k = json_pack("{s:s, s:s, s:I, s:s, s:[o]}", "id", "c", "object", "chat.completion.chunk",
+                                  "created", (json_int_t)7, "model", "m", "choices", c);
+            if (shape & 1)
+                json_object_set_new(k, "usage", json_null());
+            same(kz_api_chat_chunk("c", 7, "m", role, text, n, f, shape & 1), ref_dump(k, 1), "chat chunk");
+
+            json_t *cc = json_pack("{s:o, s:I, s:n, s:o}", "text", ref_text(text ? text : "", text ? n : 0), "index",
+                                   (json_int_t)shape, "logprobs", "finish_reason", f ? json_string(f) : json_null());
+            json_t *ck = json_pack("{s:s, s:s, s:I, s:s, s:[o]}", "id", "c", "object", "text_completion", "created",
+                                   (json_int_t)7, "model", "m", "choices", cc);
+            if (shape & 1)
+                json_object_set_new(ck, "usage", json_null());
+            same(kz_api_completion_chunk("c", 7, "m", (size_t)shape, text, n, f, shape & 1), ref_dump(ck, 1),
+                 "completion chunk");
+        }
+    }
+    /* completions with several choices, and the usage chunks */
+    const char *ct[3] = {"one", "tw\xc3\xb6", "\""};
+    size_t cl[3] = {3, 4, 1};
+    const char *cf[3] = {"stop", "length", "stop"};
+    json_t *arr = json_array();
+    for (int i = 0; i < 3; i++)
+        json_array_append_new(arr, json_pack("{s:o, s:I, s:n, s:s}", "text", ref_text(ct[i], cl[i]), "index",
+                                             (json_int_t)i, "logprobs", "finish_reason", cf[i]));
+    json_t *o = json_pack("{s:s, s:s, s:I, s:s, s:o, s:o}", "id", "cmpl-1", "object", "text_completion", "created",
+                          (json_int_t)0, "model", "m", "choices", arr, "usage", ref_usage(&u));
+    same(kz_api_completion_response("cmpl-1", 0, "m", 3, ct, cl, cf, &u), ref_dump(o, 0), "completion response");
+    o = json_pack("{s:s, s:s, s:I, s:s, s:[], s:o}", "id", "cmpl-1", "object", "text_completion", "created",
+                  (json_int_t)0, "model", "m", "choices", "usage", ref_usage(&u));
+    same(kz_api_completion_response("cmpl-1", 0, "m", 0, NULL, NULL, NULL, &u), ref_dump(o, 0),
+         "completion response without choices");
+    for (int chat = 0; chat < 2; chat++) {
+        o = json_pack("{s:s, s:s, s:I, s:s, s:[], s:o}", "id", "c", "object",
+                      chat ? "chat.completion.chunk" : "text_completion", "created", (json_int_t)-5, "model", "m",
+                      "choices", "usage", ref_usage(&u));
+        same(kz_api_usage_chunk("c", -5, "m", chat, &u), ref_dump(o, 1), "usage chunk");
+    }
+}
+
 static void responses(void)
 {
     struct kz_api_usage u = {5, 3};
@@ -212,5 +323,6 @@ int main(void)
     t_subtest("chat request rejected", chat_bad);
     t_subtest("completions and embeddings requests", completions_embeddings);
     t_subtest("response encoders", responses);
+    t_subtest("encoders match jansson", encoders_match_jansson);
     return t_done();
 }

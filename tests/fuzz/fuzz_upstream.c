@@ -113,6 +113,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     enum kz_api_kind kind = mode == 2 ? KZ_API_CHAT : mode == 3 ? KZ_API_COMPLETION : KZ_API_EMBEDDINGS;
-    kz_openai_decode_body(kind, p, n, check_ev, NULL, NULL);
+    if (kind == KZ_API_EMBEDDINGS) {
+        kz_openai_decode_body(kind, p, n, check_ev, NULL, NULL);
+        return 0;
+    }
+    /* the fast path and jansson alone must agree here too */
+    struct log a, b;
+    a.len = b.len = 0;
+    kz_status r1 = kz_openai_decode_body_opt(kind, p, n, 0, log_ev, &a, NULL);
+    kz_status r2 = kz_openai_decode_body_opt(kind, p, n, 1, log_ev, &b, NULL);
+    if (r1 != r2 || a.len != b.len || memcmp(a.buf, b.buf, a.len) != 0)
+        abort();
     return 0;
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "http/http_test_util.h"
+#include "router/openai_scan.h"
 #include "router/openai_up.h"
 #include "router/sse.h"
 #include "router/upstream.h"
@@ -221,6 +222,137 @@ static void openai_chunks(void)
     json_decref(j);
     kz_free(up);
     kz_api_request_free(&r);
+}
+
+/* The upstream body is written key by key; the reference is the client's
+ * tree deep-copied, edited with jansson and dumped, byte for byte. */
+static char *ref_build(const struct kz_api_request *r, const char *model, int stream)
+{
+    json_t *o = json_deep_copy(r->root);
+    json_object_set_new(o, "model", json_string(model));
+    if (r->kind == KZ_API_EMBEDDINGS) {
+        json_object_set_new(o, "encoding_format", json_string("float"));
+    } else if (stream) {
+        json_t *so = json_object_get(o, "stream_options");
+        if (!json_is_object(so)) {
+            so = json_object();
+            json_object_set_new(o, "stream_options", so);
+        }
+        json_object_set_new(o, "stream", json_true());
+        json_object_set_new(so, "include_usage", json_true());
+    }
+    char *d = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    return d;
+}
+
+static void build_request(void)
+{
+    static const struct {
+        enum kz_api_kind kind;
+        const char *body;
+    } cases[] = {
+        {KZ_API_CHAT, "{\"model\":\"pub\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"x_ext\":1}"},
+        {KZ_API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"a\\\"\\u0001\\u00e9\"}],\"model\":\"pub\","
+                      "\"stream\":false,\"temperature\":0.7,\"top_p\":0.25,\"max_tokens\":4,\"stop\":[\"\\n\"]}"},
+        {KZ_API_CHAT, "{\"model\":\"pub\",\"stream\":true,\"stream_options\":{\"include_usage\":false,\"x\":[1]},"
+                      "\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}"},
+        {KZ_API_CHAT, "{\"stream_options\":null,\"model\":\"pub\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                      "\"metadata\":{\"k\":\"v\"},"
+                      "\"a\\u00e9\\tb\":{\"nested\":[1.5e300,-0.0,null,true]}}"},
+        {KZ_API_COMPLETION, "{\"model\":\"pub\",\"prompt\":[\"a\",\"b\"],\"n\":1,\"seed\":-3}"},
+        {KZ_API_EMBEDDINGS, "{\"model\":\"pub\",\"input\":\"hi\",\"encoding_format\":\"base64\",\"user\":\"u1\"}"},
+        {KZ_API_EMBEDDINGS, "{\"input\":[\"a\",\"b\"],\"model\":\"pub\"}"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct kz_api_request r;
+        struct kz_api_error e;
+        const char *body = cases[i].body;
+        kz_status drc = kz_api_request_decode(cases[i].kind, body, strlen(body), &r, &e);
+        T_OK(drc == KZ_OK, "case %zu decodes (%s)", i, drc ? e.message : "");
+        if (drc)
+            continue;
+        for (int stream = 0; stream < 2; stream++) {
+            char *up = NULL;
+            size_t len = 0;
+            T_EQ_INT(kz_openai_build_request(&r, "up-\xc3\xa9", stream, &up, &len, NULL), KZ_OK);
+            char *want = ref_build(&r, "up-\xc3\xa9", stream);
+            T_OK(up && want && len == strlen(up) && strcmp(up, want) == 0, "case %zu stream %d: '%s' vs tree '%s'", i,
+                 stream, up ? up : "(null)", want ? want : "(null)");
+            kz_free(up);
+            free(want);
+        }
+        kz_api_request_free(&r);
+    }
+}
+
+/* Whole answers (upstream_stream: client): the scanner and jansson give the
+ * same events, the common shapes take the scanner, the odd ones fall back. */
+static void openai_bodies(void)
+{
+    static const struct {
+        int chat;
+        const char *data;
+        kz_status rc;
+        const char *want;
+        int fast;
+    } cases[] = {
+        /* what kyozon and mockllm send */
+        {1, "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\",\"created\":1700000000,\"model\":\"m\","
+            "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"Hi there\",\"refusal\":null},"
+            "\"logprobs\":null,\"finish_reason\":\"length\"}],"
+            "\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2,\"total_tokens\":7}}",
+         KZ_OK, "T0:Hi there;F0:length;U:5/2;", 1},
+        /* OpenAI's own: annotations, usage details, service tier */
+        {1, "{\"id\":\"c\",\"object\":\"chat.completion\",\"created\":1,\"model\":\"gpt-4o-mini\",\"choices\":[{"
+            "\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"ok\",\"refusal\":null,\"annotations\":[]},"
+            "\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":1,"
+            "\"total_tokens\":10,\"prompt_tokens_details\":{\"cached_tokens\":0,\"audio_tokens\":0},"
+            "\"completion_tokens_details\":{\"reasoning_tokens\":0,\"audio_tokens\":0}},"
+            "\"service_tier\":\"default\",\"system_fingerprint\":\"fp_1\"}",
+         KZ_OK, "T0:ok;F0:stop;U:9/1;", 1},
+        /* no finish_reason: stop; no index: the position; empty content: no text */
+        {1, "{\"choices\":[{\"message\":{\"content\":\"\"}},{\"message\":{\"content\":\"b\"}}]}", KZ_OK,
+         "F0:stop;T1:b;F1:stop;", 1},
+        {0, "{\"object\":\"text_completion\",\"choices\":[{\"text\":\"ab\",\"index\":0,\"logprobs\":null,"
+            "\"finish_reason\":\"stop\"},{\"text\":\"cd\",\"index\":1,\"finish_reason\":null}]}",
+         KZ_OK, "T0:ab;F0:stop;T1:cd;F1:stop;", 1},
+        /* the chat content lives in the message, not in "text" */
+        {1, "{\"choices\":[{\"index\":0,\"text\":\"no\",\"message\":null}]}", KZ_OK, "F0:stop;", 1},
+        /* odd: an escape, a tool call, an unknown key, a duplicate, a non-empty annotation, a real */
+        {1, "{\"choices\":[{\"message\":{\"content\":\"a\\nb\"}}]}", KZ_OK, "T0:a\nb;F0:stop;", 0},
+        {1, "{\"choices\":[{\"message\":{\"content\":null,\"tool_calls\":[]},\"finish_reason\":\"tool_calls\"}]}",
+         KZ_OK, "F0:tool_calls;", 0},
+        {1, "{\"choices\":[],\"x_new\":1}", KZ_OK, "", 0},
+        {1, "{\"choices\":[{\"message\":{\"content\":\"a\",\"content\":\"b\"}}]}", KZ_EPROTO, "", 0},
+        {1, "{\"choices\":[{\"message\":{\"content\":\"a\",\"annotations\":[{\"type\":\"url\"}]}}]}", KZ_OK,
+         "T0:a;F0:stop;", 0},
+        {1, "{\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"prompt_tokens_details\":{\"a\":1,\"a\":2}}}",
+         KZ_EPROTO, "", 0},
+        {1, "{\"choices\":[],\"usage\":{\"prompt_tokens_details\":{\"cached_tokens\":0.5}}}", KZ_OK, "U:-1/-1;", 0},
+        /* errors: choices missing, null or not an array; a bad index; content not a string */
+        {1, "{\"usage\":{\"prompt_tokens\":1}}", KZ_EPROTO, "", 0},
+        {1, "{\"choices\":null}", KZ_EPROTO, "", 0},
+        {1, "{\"choices\":{}}", KZ_EPROTO, "", 0},
+        /* (the scanner reads this one; its index sends it to jansson) */
+        {1, "{\"choices\":[{\"index\":2000,\"message\":{\"content\":\"a\"}}]}", KZ_EPROTO, "", 1},
+        {1, "{\"choices\":[{\"message\":{\"content\":5}}]}", KZ_EPROTO, "", 0},
+        {1, "{\"choices\":[]} x", KZ_EPROTO, "", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        enum kz_api_kind kind = cases[i].chat ? KZ_API_CHAT : KZ_API_COMPLETION;
+        const char *d = cases[i].data;
+        for (int no_fast = 0; no_fast < 2; no_fast++) {
+            char out[1024] = "";
+            struct kz_err err = {{0}};
+            kz_status rc = kz_openai_decode_body_opt(kind, d, strlen(d), no_fast, ev_cb, out, &err);
+            T_OK(rc == cases[i].rc && strcmp(out, cases[i].want) == 0, "body %zu (jansson only %d): rc %d events '%s' (%s)",
+                 i, no_fast, rc, out, err.msg);
+        }
+        struct kz_scan_chunk sc;
+        T_OK(kz_openai_scan_body(d, strlen(d), &sc) == cases[i].fast, "body %zu: scanner %s", i,
+             cases[i].fast ? "takes it" : "declines");
+    }
 }
 
 /* ---- upstream calls against a local server ---------------------------------------- */
@@ -566,6 +698,8 @@ int main(void)
 {
     t_subtest("sse_splits", sse_splits);
     t_subtest("openai_chunks", openai_chunks);
+    t_subtest("openai_bodies", openai_bodies);
+    t_subtest("build_request", build_request);
     t_subtest("upstream_calls", upstream_calls);
     t_subtest("upstream_calls_curl", upstream_calls_curl);
     t_subtest("plain_client", plain_client);
