@@ -113,7 +113,7 @@ void kz_api_new_id(const char *prefix, char *buf, size_t size)
 /* The answers below are written once per request or once per token, so they
  * go straight into a buffer (core/jsonw.h) instead of through a jansson
  * tree, which cost more than the rest of a proxied request; the bytes are
- * the same as jansson's compact dump (tests/api/test_openai_resp.c). */
+ * the same as jansson's compact dump (tests/api/test_openai.c). */
 
 /* {"id":...,"object":...,"created":...,"model":..., */
 static void head(struct kz_buf *b, const char *id, const char *object, long created, const char *model)

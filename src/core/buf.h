@@ -15,7 +15,7 @@ struct kz_buf {
     char *p;    /* NULL until the first append */
     size_t len; /* bytes, not counting the NUL */
     size_t cap;
-    int oom;    /* kz_buf_printf failed once: the text is incomplete */
+    int oom;    /* kz_buf_printf or a core/jsonw.h call failed once: the text is incomplete */
 };
 
 /* Appends n bytes. KZ_ELIMIT when len would pass max (0: no limit; the

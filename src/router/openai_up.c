@@ -32,7 +32,8 @@ static void key(struct kz_buf *b, int *first, const char *k, size_t n)
     KZ_JW_LIT(b, ":");
 }
 
-/* Keys may hold NUL bytes (a client's "\u0000"): compared with their length. */
+/* Compared with their length: jansson refuses keys with NUL bytes today,
+ * but its API gives keys a length, and this does not depend on it. */
 static int is(const char *k, size_t n, const char *name)
 {
     return n == strlen(name) && memcmp(k, name, n) == 0;
@@ -343,7 +344,10 @@ static kz_status decode_embeddings(json_t *o, kz_ev_fn fn, void *ud, struct kz_e
             ev.index = (int)idx;
             ev.vec = v;
             ev.dim = dim;
-            fn(ud, &ev);
+            if (fn(ud, &ev)) { /* stop: no more events */
+                kz_free(v);
+                return KZ_OK;
+            }
         }
         kz_free(v);
         if (rc)
@@ -383,6 +387,7 @@ kz_status kz_openai_decode_body_opt(enum kz_api_kind kind, const char *body, siz
         json_decref(o);
         return kz_err_set(err, KZ_EPROTO, "upstream response: choices is not an array");
     }
+    int stopped = 0;
     size_t i;
     json_t *c;
     json_array_foreach(choices, i, c) {
@@ -401,16 +406,18 @@ kz_status kz_openai_decode_body_opt(enum kz_api_kind kind, const char *body, siz
             ev.type = KZ_EV_TEXT;
             ev.text = json_string_value(text);
             ev.len = json_string_length(text);
-            fn(ud, &ev);
+            if ((stopped = fn(ud, &ev)) != 0)
+                break;
         }
         json_t *fr = json_object_get(c, "finish_reason");
         ev.type = KZ_EV_FINISH;
         ev.text = NULL;
         ev.len = 0;
         ev.finish = kz_openai_finish(json_is_string(fr) ? json_string_value(fr) : NULL);
-        fn(ud, &ev);
+        if ((stopped = fn(ud, &ev)) != 0)
+            break;
     }
-    if (!rc)
+    if (!rc && !stopped) /* the callback said stop: no more events (kz_ev_fn) */
         emit_usage(o, fn, ud);
     json_decref(o);
     return rc;

@@ -286,6 +286,18 @@ static void build_request(void)
     }
 }
 
+struct stop_log {
+    char out[1024];
+    int after, n;
+};
+
+static int stop_cb(void *ud, const struct kz_ev *ev)
+{
+    struct stop_log *l = ud;
+    ev_cb(l->out, ev);
+    return ++l->n >= l->after;
+}
+
 /* Whole answers (upstream_stream: client): the scanner and jansson give the
  * same events, the common shapes take the scanner, the odd ones fall back. */
 static void openai_bodies(void)
@@ -353,6 +365,15 @@ static void openai_bodies(void)
         T_OK(kz_openai_scan_body(d, strlen(d), &sc) == cases[i].fast, "body %zu: scanner %s", i,
              cases[i].fast ? "takes it" : "declines");
     }
+    /* a callback that says stop gets no more events, on either path */
+    const char *two = "{\"choices\":[{\"message\":{\"content\":\"a\"}},{\"message\":{\"content\":\"b\"}}],"
+                      "\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2}}";
+    for (int no_fast = 0; no_fast < 2; no_fast++)
+        for (int after = 1; after <= 5; after++) {
+            struct stop_log l = {{0}, after, 0};
+            T_EQ_INT(kz_openai_decode_body_opt(KZ_API_CHAT, two, strlen(two), no_fast, stop_cb, &l, NULL), KZ_OK);
+            T_OK(l.n == after, "jansson only %d, stop after %d: %d events (%s)", no_fast, after, l.n, l.out);
+        }
 }
 
 /* ---- upstream calls against a local server ---------------------------------------- */
