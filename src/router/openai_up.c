@@ -64,18 +64,26 @@ static void stream_options(struct kz_buf *b, json_t *so)
     KZ_JW_LIT(b, "}");
 }
 
+/* The keys we set whatever the client sent, in the order jansson would
+ * append them when absent. */
+enum { ENC = 1, SO = 2, STREAM = 4 };
+static const struct {
+    unsigned bit;
+    const char *key, *value;
+} forced[] = {
+    {ENC, "encoding_format", "\"float\""},
+    {SO, "stream_options", "{\"include_usage\":true}"},
+    {STREAM, "stream", "true"},
+};
+
 /* Written key by key from the client's tree rather than from an edited deep
  * copy of it: the copy cost more than the rest of the request. Replaced
  * keys keep their place, added ones go last, as jansson would set them. */
 kz_status kz_openai_build_request(const struct kz_api_request *r, const char *upstream_model, int stream, char **body,
                                   size_t *len, struct kz_err *err)
 {
-    enum { MODEL = 1, STREAM = 2, SO = 4, ENC = 8 };
-    unsigned want = MODEL, seen = 0;
-    if (r->kind == KZ_API_EMBEDDINGS)
-        want |= ENC;
-    else if (stream)
-        want |= STREAM | SO;
+    unsigned want = r->kind == KZ_API_EMBEDDINGS ? ENC : stream ? SO | STREAM : 0;
+    int has_model = 0;
     struct kz_buf b = {0};
     int first = 1;
     KZ_JW_LIT(&b, "{");
@@ -84,42 +92,31 @@ kz_status kz_openai_build_request(const struct kz_api_request *r, const char *up
         size_t n = json_object_iter_key_len(it);
         json_t *v = json_object_iter_value(it);
         key(&b, &first, k, n);
+        size_t f = 0;
+        while (f < sizeof forced / sizeof *forced && !((want & forced[f].bit) && is(k, n, forced[f].key)))
+            f++;
         if (is(k, n, "model")) {
             kz_jw_cstr(&b, upstream_model);
-            seen |= MODEL;
-        } else if ((want & STREAM) && is(k, n, "stream")) {
-            KZ_JW_LIT(&b, "true");
-            seen |= STREAM;
-        } else if ((want & SO) && is(k, n, "stream_options")) {
-            if (json_is_object(v))
-                stream_options(&b, v);
-            else
-                KZ_JW_LIT(&b, "{\"include_usage\":true}");
-            seen |= SO;
-        } else if ((want & ENC) && is(k, n, "encoding_format")) {
-            KZ_JW_LIT(&b, "\"float\"");
-            seen |= ENC;
-        } else {
+            has_model = 1;
+        } else if (f == sizeof forced / sizeof *forced) {
             value(&b, v);
+        } else {
+            want &= ~forced[f].bit;
+            if (forced[f].bit == SO && json_is_object(v))
+                stream_options(&b, v); /* the client's other options stay */
+            else
+                kz_jw_raw(&b, forced[f].value, strlen(forced[f].value));
         }
     }
-    unsigned add = want & ~seen;
-    if (add & MODEL) {
+    if (!has_model) { /* the request decoder requires it; kept for other callers */
         KEY(&b, &first, "model");
         kz_jw_cstr(&b, upstream_model);
     }
-    if (add & ENC) {
-        KEY(&b, &first, "encoding_format");
-        KZ_JW_LIT(&b, "\"float\"");
-    }
-    if (add & SO) {
-        KEY(&b, &first, "stream_options");
-        KZ_JW_LIT(&b, "{\"include_usage\":true}");
-    }
-    if (add & STREAM) {
-        KEY(&b, &first, "stream");
-        KZ_JW_LIT(&b, "true");
-    }
+    for (size_t f = 0; f < sizeof forced / sizeof *forced; f++)
+        if (want & forced[f].bit) {
+            key(&b, &first, forced[f].key, strlen(forced[f].key));
+            kz_jw_raw(&b, forced[f].value, strlen(forced[f].value));
+        }
     KZ_JW_LIT(&b, "}");
     if (b.oom) {
         kz_buf_free(&b);

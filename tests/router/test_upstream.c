@@ -282,6 +282,16 @@ static void build_request(void)
             kz_free(up);
             free(want);
         }
+        /* without a model (the decoder requires one; the builder does not) */
+        json_object_del(r.root, "model");
+        char *up = NULL;
+        size_t len = 0;
+        T_EQ_INT(kz_openai_build_request(&r, "m2", 1, &up, &len, NULL), KZ_OK);
+        char *want = ref_build(&r, "m2", 1);
+        T_OK(up && want && strcmp(up, want) == 0, "case %zu without model: '%s' vs tree '%s'", i, up ? up : "(null)",
+             want ? want : "(null)");
+        kz_free(up);
+        free(want);
         kz_api_request_free(&r);
     }
 }
