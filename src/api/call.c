@@ -26,6 +26,7 @@
 #include "api/gateway.h"
 #include "core/alloc.h"
 #include "core/buf.h"
+#include "core/fmt.h"
 
 #define KEEPALIVE_MS 15000
 #define MAX_TEXT (64u << 20) /* one non-streamed answer */
@@ -150,8 +151,8 @@ static void write_ev(struct call *c, char *ev /* kz_free'd here */)
 
 static void routing_headers(struct call *c)
 {
-    char n[16];
-    snprintf(n, sizeof n, "%d", c->attempts);
+    char n[KZ_FMT_INT_SIZE];
+    kz_fmt_i64(n, c->attempts);
     kz_http_res_add_header(c->res, "x-request-id", c->id);
     if (c->served_by)
         kz_http_res_add_header(c->res, "x-kyozon-provider", c->served_by);
@@ -216,15 +217,16 @@ static int64_t dep_cost(const struct call *c, long in, long out)
  * that are not metered or already settled. */
 static kz_status settle_now(struct call *c, int status, char *msg, size_t size)
 {
+    if (!c->meter.active)
+        return KZ_OK; /* what kz_tenancy_settle would say, without building the record first */
     struct kz_api_usage u = usage_now(c);
     struct kz_ledger_usage rec;
     memset(&rec, 0, sizeof rec);
-    snprintf(rec.model, sizeof rec.model, "%s", c->r.model ? c->r.model : "");
+    kz_fmt_copy(rec.model, sizeof rec.model, c->r.model ? c->r.model : "");
     if (c->served_by) {
-        snprintf(rec.provider, sizeof rec.provider, "%s", c->served_by);
-        snprintf(rec.deployment, sizeof rec.deployment, "%s",
-                 c->gen->cfg->models[c->am].deployments[c->ad].model ? c->gen->cfg->models[c->am].deployments[c->ad].model
-                                                                     : "");
+        const char *dm = c->gen->cfg->models[c->am].deployments[c->ad].model;
+        kz_fmt_copy(rec.provider, sizeof rec.provider, c->served_by);
+        kz_fmt_copy(rec.deployment, sizeof rec.deployment, dm ? dm : "");
     }
     rec.input_tokens = u.prompt_tokens;
     rec.output_tokens = u.completion_tokens;
@@ -736,7 +738,7 @@ void kz_call_handle(struct kz_gateway *gw, const struct kz_principal *p, struct 
         else
             snprintf(rid, sizeof rid, "%.*s", (int)ik.len, ik.p);
     } else {
-        snprintf(rid, sizeof rid, "%s", c->id);
+        kz_fmt_copy(rid, sizeof rid, c->id);
     }
     int64_t est_tokens = 0;
     int64_t max_cost = max_cost_of(gen->cfg, cm, &c->r, len, &est_tokens);

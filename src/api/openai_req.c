@@ -12,6 +12,7 @@
 
 #include "api/openai.h"
 #include "core/alloc.h"
+#include "core/jsonr.h"
 
 kz_status kz_api_fail(struct kz_api_error *e, int status, const char *type, const char *code, const char *param,
                       const char *fmt, ...)
@@ -171,23 +172,25 @@ static kz_status unsupported(json_t *root, enum kz_api_kind kind, struct kz_api_
 /* content: a string, or an array of {"type":"text","text":...} parts joined. */
 static kz_status message_text(json_t *content, size_t i, json_t **out, struct kz_api_error *e)
 {
-    char param[96];
-    snprintf(param, sizeof param, "messages[%zu].content", i);
+    char param[96]; /* written only on the way to an error: requests carry many messages */
     if (json_is_string(content)) {
         *out = json_incref(content);
         return KZ_OK;
     }
-    if (!json_is_array(content))
+    if (!json_is_array(content)) {
+        snprintf(param, sizeof param, "messages[%zu].content", i);
         return BAD(param, "'%s' must be a string or an array of text parts", param);
+    }
     size_t total = 0, j;
     json_t *part;
     json_array_foreach(content, j, part) {
         json_t *type = json_object_get(part, "type"), *text = json_object_get(part, "text");
-        snprintf(param, sizeof param, "messages[%zu].content[%zu].type", i, j);
-        if (!json_is_object(part) || !json_is_string(type))
-            return BAD(param, "each content part must be an object with a 'type'");
-        if (strcmp(json_string_value(type), "text") != 0)
+        if (!json_is_object(part) || !json_is_string(type) || strcmp(json_string_value(type), "text") != 0) {
+            snprintf(param, sizeof param, "messages[%zu].content[%zu].type", i, j);
+            if (!json_is_object(part) || !json_is_string(type))
+                return BAD(param, "each content part must be an object with a 'type'");
             return BAD(param, "content part type '%s' is not supported (only 'text')", json_string_value(type));
+        }
         if (!json_is_string(text)) {
             snprintf(param, sizeof param, "messages[%zu].content[%zu].text", i, j);
             return BAD(param, "'%s' must be a string", param);
@@ -220,37 +223,37 @@ static kz_status decode_messages(struct kz_api_request *r, struct kz_api_error *
         return kz_api_fail(e, 503, "server_error", NULL, NULL, "out of memory");
     size_t i;
     json_t *m;
-    char param[96];
+    char param[96]; /* written only on the way to an error */
+#define BAD_MSG(field, ...) (snprintf(param, sizeof param, "messages[%zu]%s", i, field), BAD(param, __VA_ARGS__))
     json_array_foreach(msgs, i, m) {
-        snprintf(param, sizeof param, "messages[%zu]", i);
         if (!json_is_object(m))
-            return BAD(param, "'%s' must be an object", param);
+            return BAD_MSG("", "'messages[%zu]' must be an object", i);
         json_t *role = json_object_get(m, "role");
-        snprintf(param, sizeof param, "messages[%zu].role", i);
         if (!json_is_string(role))
-            return BAD(param, "'%s' is required and must be a string", param);
+            return BAD_MSG(".role", "'messages[%zu].role' is required and must be a string", i);
         const char *rs = json_string_value(role);
         if (strcmp(rs, "developer") == 0)
             rs = "system"; /* the newer name for the same role */
         if (strcmp(rs, "system") && strcmp(rs, "user") && strcmp(rs, "assistant"))
-            return BAD(param, "role '%s' is not supported (system, developer, user, assistant)", rs);
+            return BAD_MSG(".role", "role '%s' is not supported (system, developer, user, assistant)", rs);
         json_t *tc = json_object_get(m, "tool_calls");
-        if (tc && !json_is_null(tc)) {
-            snprintf(param, sizeof param, "messages[%zu].tool_calls", i);
-            return BAD(param, "'tool_calls' are not supported yet");
-        }
+        if (tc && !json_is_null(tc))
+            return BAD_MSG(".tool_calls", "'tool_calls' are not supported yet");
         json_t *content = json_object_get(m, "content"), *text = NULL;
-        if (!content || json_is_null(content)) {
-            snprintf(param, sizeof param, "messages[%zu].content", i);
-            return BAD(param, "'%s' is required", param);
-        }
+        if (!content || json_is_null(content))
+            return BAD_MSG(".content", "'messages[%zu].content' is required", i);
         kz_status rc = message_text(content, i, &text, e);
         if (rc)
             return rc;
-        json_t *nm = json_pack("{s:s, s:o}", "role", rs, "content", text);
-        if (!nm || json_array_append_new(r->messages, nm))
+        /* set by hand, not json_pack: that parses its format for every message */
+        json_t *nm = json_object();
+        if (!nm)
+            json_decref(text);
+        if (!nm || json_object_set_new_nocheck(nm, "content", text) ||
+            json_object_set_new_nocheck(nm, "role", json_string_nocheck(rs)) || json_array_append_new(r->messages, nm))
             return kz_api_fail(e, 503, "server_error", NULL, NULL, "out of memory");
     }
+#undef BAD_MSG
     return KZ_OK;
 }
 
@@ -358,7 +361,11 @@ kz_status kz_api_request_decode(enum kz_api_kind kind, const char *body, size_t 
     r->min_p = -1.0;
     r->repeat_penalty = 1.0;
     json_error_t je;
-    r->root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    /* the common body without jansson's byte-at-a-time parser; anything it
+     * does not claim (errors included) gets jansson's verdict and words */
+    r->root = kz_jr_object(body, len, KZ_API_MAX_DEPTH + 1);
+    if (!r->root)
+        r->root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
     if (!r->root)
         return BAD(NULL, "invalid JSON in the request body at line %d, column %d: %s", je.line, je.column, je.text);
     if (!json_is_object(r->root))

@@ -15,6 +15,7 @@
 
 #include "api/openai.h"
 #include "core/alloc.h"
+#include "core/fmt.h"
 #include "core/jsonw.h"
 #include "core/utf8.h"
 
@@ -106,8 +107,15 @@ void kz_api_new_id(const char *prefix, char *buf, size_t size)
 {
     pthread_once(&id_once, id_init);
     uint64_t n = atomic_fetch_add(&id_counter, 1);
-    snprintf(buf, size, "%s-%08x%016llx", prefix, (unsigned)(id_salt[1] & 0xffffffffu),
-             (unsigned long long)splitmix64(n ^ id_salt[0]));
+    /* prefix-<8 hex><16 hex>, built by hand: one of these per request */
+    char hex[KZ_FMT_HEX_SIZE * 2];
+    size_t k = kz_fmt_hex(hex, id_salt[1] & 0xffffffffu, 8);
+    kz_fmt_hex(hex + k, splitmix64(n ^ id_salt[0]), 16);
+    size_t pl = kz_fmt_copy(buf, size, prefix);
+    if (pl + 1 < size) {
+        buf[pl] = '-';
+        kz_fmt_copy(buf + pl + 1, size - pl - 1, hex);
+    }
 }
 
 /* The answers below are written once per request or once per token, so they

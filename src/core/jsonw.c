@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/bytescan.h"
+#include "core/fmt.h"
 #include "core/utf8.h"
 
 void kz_jw_raw(struct kz_buf *b, const char *s, size_t n)
@@ -51,6 +53,9 @@ static int str_body(struct kz_buf *b, const char *s, size_t n)
     size_t run = 0, i = 0;
     char tmp[8];
     while (i < n) {
+        i += kz_scan_json_plain(s + i, n - i);
+        if (i == n)
+            break;
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x80) {
             size_t k = kz_utf8_seq_len(s + i, n - i);
@@ -106,15 +111,6 @@ void kz_jw_cstr(struct kz_buf *b, const char *s)
 
 void kz_jw_int(struct kz_buf *b, long long v)
 {
-    char tmp[24];
-    char *p = tmp + sizeof tmp;
-    /* digits of |v| from the end; unsigned so that LLONG_MIN negates */
-    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
-    do {
-        *--p = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        *--p = '-';
-    kz_jw_raw(b, p, (size_t)(tmp + sizeof tmp - p));
+    char tmp[KZ_FMT_INT_SIZE];
+    kz_jw_raw(b, tmp, kz_fmt_i64(tmp, v));
 }

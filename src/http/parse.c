@@ -12,22 +12,9 @@
 #include <limits.h>
 #include <string.h>
 
-// ---------------------------------------------------------------- bytes
+#include "core/bytescan.h"
 
-/* tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" /
- *         "_" / "`" / "|" / "~" / DIGIT / ALPHA   (RFC 9110 §5.6.2) */
-static int is_tchar(unsigned char c)
-{
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-        return 1;
-    switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
-        return 1;
-    default:
-        return 0;
-    }
-}
+// ---------------------------------------------------------------- bytes
 
 /* A control character that may not appear anywhere in a head (CR and LF are
  * handled as line structure; HTAB is whitespace inside field values). */
@@ -101,6 +88,20 @@ static int reject(struct kz_http_head *out, int status, const char *msg)
  * least one); more is not a client being robust, it is noise. */
 #define MAX_LEADING_EMPTY_LINES 4
 
+/* Which size limit, if any, the bytes of the current line up to index
+ * last break; when both do, the one the byte-by-byte checks below would
+ * have hit first (the line's, on a tie). */
+static const char *run_over_limit(const struct kz_http_parse_limits *lim, const struct kz_http_scan *st, size_t last)
+{
+    if (st->n_lines == 0)
+        return last >= st->line_start + lim->max_request_line + 1 ? "request line too long" : NULL;
+    size_t line_at = st->line_start + lim->max_header_line + 1; /* the first index over each limit */
+    size_t section_at = st->line0 + lim->max_header_bytes + 2;
+    if (line_at <= last && line_at <= section_at)
+        return "header line too long";
+    return section_at <= last ? "header section too large" : NULL;
+}
+
 int kz_http_scan_head(const char *buf, size_t len, const struct kz_http_parse_limits *lim,
                       struct kz_http_scan *st, struct kz_http_head *out)
 {
@@ -111,6 +112,18 @@ int kz_http_scan_head(const char *buf, size_t len, const struct kz_http_parse_li
     if (lim->max_request_line + lim->max_header_bytes > (size_t)1 << 30)
         return reject(out, 400, "parser limits too large");
     for (; i < len; i++) {
+        /* A run of printable bytes needs only the size limits, and those
+         * grow with every byte: checked once at the run's last byte, with
+         * the verdict the first byte over a limit would have had. */
+        size_t run = kz_scan_printable(buf + i, len - i);
+        if (run) {
+            const char *over = run_over_limit(lim, st, i + run - 1);
+            if (over)
+                return reject(out, st->n_lines == 0 ? 414 : 431, over);
+            i += run;
+            if (i == len)
+                break;
+        }
         unsigned char c = b[i];
         if (c != '\n') {
             /* Size limits, checked at every byte so that the verdict does not
@@ -289,7 +302,7 @@ int kz_http_parse_head(const char *buf, size_t head_len, struct kz_http_header *
 
     /* request-line = method SP request-target SP HTTP-version CRLF */
     size_t s = p;
-    while (p < end && is_tchar(b[p]))
+    while (p < end && kz_http_is_tchar(b[p]))
         p++;
     if (p == s || p >= end || b[p] != ' ')
         return reject(out, 400, "invalid method");
@@ -325,7 +338,7 @@ int kz_http_parse_head(const char *buf, size_t head_len, struct kz_http_header *
         if (is_ows(b[p]))
             return reject(out, 400, "obsolete line folding or whitespace before a field");
         s = p;
-        while (p < end && is_tchar(b[p]))
+        while (p < end && kz_http_is_tchar(b[p]))
             p++;
         if (p >= end || p == s)
             return reject(out, 400, "invalid header name");
@@ -519,7 +532,7 @@ long kz_http_chunked_step(struct kz_http_chunked *d, const char *buf, size_t len
                 goto bad;
             break;
         case CH_EXT_PRE_NAME:
-            if (is_tchar(c))
+            if (kz_http_is_tchar(c))
                 d->state = CH_EXT_NAME;
             else if (!is_ows(c))
                 goto bad;
@@ -533,7 +546,7 @@ long kz_http_chunked_step(struct kz_http_chunked *d, const char *buf, size_t len
                 d->state = CH_EXT_POST_NAME;
             else if (c == '\r')
                 d->state = CH_SIZE_LF;
-            else if (!is_tchar(c))
+            else if (!kz_http_is_tchar(c))
                 goto bad;
             break;
         case CH_EXT_POST_NAME:
@@ -547,7 +560,7 @@ long kz_http_chunked_step(struct kz_http_chunked *d, const char *buf, size_t len
         case CH_EXT_PRE_VAL:
             if (c == '"')
                 d->state = CH_EXT_VAL_Q;
-            else if (is_tchar(c))
+            else if (kz_http_is_tchar(c))
                 d->state = CH_EXT_VAL_TOKEN;
             else if (!is_ows(c))
                 goto bad;
@@ -559,7 +572,7 @@ long kz_http_chunked_step(struct kz_http_chunked *d, const char *buf, size_t len
                 d->state = CH_SIZE_WS;
             else if (c == '\r')
                 d->state = CH_SIZE_LF;
-            else if (!is_tchar(c))
+            else if (!kz_http_is_tchar(c))
                 goto bad;
             break;
         case CH_EXT_VAL_Q:
@@ -615,7 +628,7 @@ long kz_http_chunked_step(struct kz_http_chunked *d, const char *buf, size_t len
         case CH_TR_START:
             if (c == '\r')
                 d->state = CH_FINAL_LF;
-            else if (is_tchar(c))
+            else if (kz_http_is_tchar(c))
                 d->state = CH_TR_NAME;
             else
                 goto bad; /* obs-fold, bare LF, junk */
@@ -623,7 +636,7 @@ long kz_http_chunked_step(struct kz_http_chunked *d, const char *buf, size_t len
         case CH_TR_NAME:
             if (c == ':')
                 d->state = CH_TR_VALUE;
-            else if (!is_tchar(c))
+            else if (!kz_http_is_tchar(c))
                 goto bad;
             break;
         case CH_TR_VALUE:

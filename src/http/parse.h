@@ -58,6 +58,22 @@ enum kz_http_body_kind {
     KZ_HTTP_BODY_CHUNKED, /* chunked transfer coding (decode with kz_http_chunked_step) */
 };
 
+/* tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" /
+ *         "_" / "`" / "|" / "~" / DIGIT / ALPHA   (RFC 9110 §5.6.2): the bytes
+ * of a header name or method. */
+static inline int kz_http_is_tchar(unsigned char c)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+        return 1;
+    switch (c) {
+    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 /* Scanner state kept by the caller between calls for one request. Zero it
  * (or call kz_http_scan_reset) before the first call for each request. */
 struct kz_http_scan {

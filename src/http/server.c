@@ -27,6 +27,7 @@
 
 #include "core/alloc.h"
 #include "core/assert.h"
+#include "core/fmt.h"
 
 // ---------------------------------------------------------------- types
 
@@ -1471,11 +1472,9 @@ static int header_name_ok(const char *s)
 {
     if (!*s)
         return 0;
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c <= 0x20 || c >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", c))
+    for (; *s; s++)
+        if (!kz_http_is_tchar((unsigned char)*s))
             return 0;
-    }
     return 1;
 }
 
@@ -1536,12 +1535,23 @@ kz_status kz_http_res_add_header(struct kz_http_res *res, const char *name, cons
 static void build_head(struct tbuf *b, struct kz_http_req *ex, struct conn *c, int status, const char *ctype,
                        int framing, size_t len)
 {
-    tb_fmt(b, "HTTP/1.1 %d %s\r\n", status, kz_http_status_reason(status));
-    if (ctype)
-        tb_fmt(b, "Content-Type: %.200s\r\n", ctype);
+    char num[KZ_FMT_INT_SIZE]; /* put by hand, not printed: one head per response */
+    tb_str(b, "HTTP/1.1 ");
+    tb_put(b, num, kz_fmt_i64(num, status));
+    tb_str(b, " ");
+    tb_str(b, kz_http_status_reason(status));
+    tb_str(b, "\r\n");
+    if (ctype) {
+        tb_str(b, "Content-Type: ");
+        tb_put(b, ctype, strnlen(ctype, 200));
+        tb_str(b, "\r\n");
+    }
     int no_body = (status >= 100 && status < 200) || status == 204 || status == 304;
-    if (framing == 0 && !no_body)
-        tb_fmt(b, "Content-Length: %zu\r\n", len);
+    if (framing == 0 && !no_body) {
+        tb_str(b, "Content-Length: ");
+        tb_put(b, num, kz_fmt_u64(num, len));
+        tb_str(b, "\r\n");
+    }
     else if (framing == 1)
         tb_str(b, "Transfer-Encoding: chunked\r\n");
     if (framing == 2 || !c->keep_alive || c->srv->stopping) {
@@ -1680,8 +1690,9 @@ kz_status kz_http_res_write(struct kz_http_res *res, const void *data, size_t le
         uv_buf_t b[3];
         unsigned n = 0;
         if (res->chunked) {
-            int k = snprintf(sz, sizeof sz, "%zx\r\n", len);
-            b[n++] = mkbuf(sz, (size_t)k);
+            size_t k = kz_fmt_hex(sz, len, 0);
+            memcpy(sz + k, "\r\n", 2);
+            b[n++] = mkbuf(sz, k + 2);
         }
         b[n++] = mkbuf(data, len);
         if (res->chunked)

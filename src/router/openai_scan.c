@@ -15,6 +15,7 @@
 
 #include <string.h>
 
+#include "core/bytescan.h"
 #include "core/utf8.h"
 
 struct scan {
@@ -56,13 +57,11 @@ static int str(struct scan *s, const char **b, size_t *n)
         return 0;
     const char *q = s->p;
     while (q < s->end && *q != '"') {
-        unsigned char c = (unsigned char)*q;
-        if (c == '\\' || c < 0x20)
-            return 0;
-        if (c < 0x80) {
-            q++;
-            continue;
-        }
+        q += kz_scan_json_plain(q, (size_t)(s->end - q));
+        if (q == s->end || *q == '"')
+            break;
+        if ((unsigned char)*q < 0x80)
+            return 0; /* a backslash or a control byte */
         size_t k = kz_utf8_seq_len(q, (size_t)(s->end - q));
         if (!k)
             return 0;

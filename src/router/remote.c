@@ -74,21 +74,30 @@ static kz_status add_hdr(struct kz_attempt *a, const char *name, const char *v)
 {
     if (a->n_hdr == MAX_HEADERS)
         return KZ_ELIMIT;
-    size_t n = strlen(name) + strlen(v) + 3;
-    char *h = kz_malloc(n);
+    size_t nl = strlen(name), vl = strlen(v);
+    char *h = kz_malloc(nl + vl + 3);
     if (!h)
         return KZ_ENOMEM;
-    snprintf(h, n, "%s: %s", name, v);
+    memcpy(h, name, nl);
+    memcpy(h + nl, ": ", 2);
+    memcpy(h + nl + 2, v, vl + 1);
     a->hdr[a->n_hdr++] = h;
     return KZ_OK;
 }
 
 static char *join(const char *a, const char *b, const char *c, const char *d)
 {
-    size_t n = strlen(a) + strlen(b) + strlen(c) + strlen(d) + 1;
-    char *s = kz_malloc(n);
-    if (s)
-        snprintf(s, n, "%s%s%s%s", a, b, c, d);
+    const char *part[4] = {a, b, c, d};
+    size_t len[4], n = 0;
+    for (int i = 0; i < 4; i++)
+        n += len[i] = strlen(part[i]);
+    char *s = kz_malloc(n + 1);
+    if (!s)
+        return NULL;
+    char *w = s;
+    for (int i = 0; i < 4; w += len[i], i++)
+        memcpy(w, part[i], len[i]);
+    *w = '\0';
     return s;
 }
 

@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT
- * Incremental SSE parsing (see sse.h). A byte loop with one line buffer:
- * upstream events are small, and the copy keeps the state machine simple
- * across arbitrary splits.
+ * Incremental SSE parsing (see sse.h). Lines are found a word at a time
+ * (core/bytescan.h); a line that arrived whole is read where it lies, and
+ * only one cut by the end of an input is copied into the line buffer, which
+ * keeps the state machine simple across arbitrary splits.
  */
 #include "router/sse.h"
 
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/bytescan.h"
 
 void kz_sse_init(struct kz_sse *p, size_t max_event)
 {
@@ -37,12 +39,10 @@ static kz_status grow(char **buf, size_t *cap, size_t need)
     return KZ_OK;
 }
 
-/* A complete line (without its terminator). */
-static kz_status line_done(struct kz_sse *p, kz_sse_fn fn, void *ud, struct kz_err *err)
+/* A complete line l[0..n) (without its terminator): from the input when it
+ * arrived whole, else from p->line. */
+static kz_status line_done(struct kz_sse *p, const char *l, size_t n, kz_sse_fn fn, void *ud, struct kz_err *err)
 {
-    const char *l = p->line;
-    size_t n = p->line_len;
-    p->line_len = 0;
     if (n == 0) { /* blank line: dispatch */
         if (p->has_data) {
             if (grow(&p->data, &p->data_cap, p->data_len + 1))
@@ -90,32 +90,43 @@ static kz_status line_done(struct kz_sse *p, kz_sse_fn fn, void *ud, struct kz_e
 
 kz_status kz_sse_feed(struct kz_sse *p, const char *buf, size_t n, kz_sse_fn fn, void *ud, struct kz_err *err)
 {
-    for (size_t i = 0; i < n && !p->stopped; i++) {
+    for (size_t i = 0; i < n && !p->stopped;) {
         char c = buf[i];
         if (p->skip_lf) {
             p->skip_lf = 0;
-            if (c == '\n')
+            if (c == '\n') {
+                i++;
                 continue;
+            }
         }
-        if (c == '\r' || c == '\n') {
+        if (c == '\r' || c == '\n') { /* the end of the line collected in p->line */
             p->skip_lf = c == '\r';
-            kz_status rc = line_done(p, fn, ud, err);
+            size_t len = p->line_len;
+            p->line_len = 0;
+            kz_status rc = line_done(p, p->line, len, fn, ud, err);
             if (rc)
                 return rc;
+            i++;
             continue;
         }
-        /* find the run of ordinary bytes and copy it at once */
-        size_t j = i;
-        while (j < n && buf[j] != '\r' && buf[j] != '\n')
-            j++;
-        size_t run = j - i;
+        size_t run = kz_scan_line(buf + i, n - i);
         if (p->line_len + run + p->data_len > p->max_event)
             return kz_err_set(err, KZ_ELIMIT, "upstream event larger than %zu bytes", p->max_event);
+        if (p->line_len == 0 && i + run < n) {
+            /* the whole line is in this input: read in place, no copy */
+            p->skip_lf = buf[i + run] == '\r';
+            kz_status rc = line_done(p, buf + i, run, fn, ud, err);
+            if (rc)
+                return rc;
+            i += run + 1;
+            continue;
+        }
+        /* the line goes on in the next input: keep what came */
         if (grow(&p->line, &p->line_cap, p->line_len + run))
             return kz_err_set(err, KZ_ENOMEM, "out of memory");
         memcpy(p->line + p->line_len, buf + i, run);
         p->line_len += run;
-        i = j - 1;
+        i += run;
     }
     return KZ_OK;
 }

@@ -22,6 +22,7 @@
 #include <strings.h>
 
 #include "core/alloc.h"
+#include "core/fmt.h"
 #include "router/h1_resp.h"
 #include "router/upstream_int.h"
 
@@ -412,12 +413,26 @@ static kz_status build_head(struct kz_up_call *c, const struct kz_up_req *req, c
     char *b = kz_malloc(n);
     if (!b)
         return kz_err_set(err, KZ_ENOMEM, "out of memory");
-    int w = snprintf(b, n, "%s %s%.*s HTTP/1.1\r\nHost: %.*s\r\nAccept: */*\r\n", req->method,
-                     url->path_len && url->path[0] == '/' ? "" : "/", (int)url->path_len, url->path,
-                     (int)url->authority_len, url->authority);
-    size_t len = (size_t)w;
-    if (!get)
-        len += (size_t)snprintf(b + len, n - len, "Content-Length: %zu\r\n", req->body_len);
+    /* put by hand, not printed: every proxied request builds one (n counted room for all of it) */
+    size_t len = 0;
+#define PUT(p, k) (memcpy(b + len, (p), (k)), len += (k))
+#define PUT_LIT(s) PUT(s, sizeof s - 1)
+    PUT(req->method, strlen(req->method));
+    PUT_LIT(" ");
+    if (!(url->path_len && url->path[0] == '/'))
+        PUT_LIT("/");
+    PUT(url->path, url->path_len);
+    PUT_LIT(" HTTP/1.1\r\nHost: ");
+    PUT(url->authority, url->authority_len);
+    PUT_LIT("\r\nAccept: */*\r\n");
+    if (!get) {
+        char num[KZ_FMT_INT_SIZE];
+        PUT_LIT("Content-Length: ");
+        PUT(num, kz_fmt_u64(num, req->body_len));
+        PUT_LIT("\r\n");
+    }
+#undef PUT_LIT
+#undef PUT
     for (size_t i = 0; i < req->n_headers; i++) {
         const char *h = req->headers[i];
         size_t hl = strlen(h);
