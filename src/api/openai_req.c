@@ -245,12 +245,17 @@ static kz_status decode_messages(struct kz_api_request *r, struct kz_api_error *
         kz_status rc = message_text(content, i, &text, e);
         if (rc)
             return rc;
-        /* set by hand, not json_pack: that parses its format for every message */
+        /* set by hand, not json_pack, which parses its format for every
+         * message; role first: chat templates see the keys in this order */
         json_t *nm = json_object();
-        if (!nm)
+        int bad = !nm || json_object_set_new_nocheck(nm, "role", json_string_nocheck(rs)) != 0;
+        if (bad)
             json_decref(text);
-        if (!nm || json_object_set_new_nocheck(nm, "content", text) ||
-            json_object_set_new_nocheck(nm, "role", json_string_nocheck(rs)) || json_array_append_new(r->messages, nm))
+        else
+            bad = json_object_set_new_nocheck(nm, "content", text) != 0; /* takes text either way */
+        if (bad)
+            json_decref(nm);
+        if (bad || json_array_append_new(r->messages, nm)) /* takes nm either way */
             return kz_api_fail(e, 503, "server_error", NULL, NULL, "out of memory");
     }
 #undef BAD_MSG

@@ -172,7 +172,9 @@ static json_t *number(struct jr *s)
     memcpy(text, st, len);
     text[len] = '\0';
     errno = 0;
-    double d = strtod(text, NULL); /* as jansson converts it (the C locale's '.') */
+    /* jansson swaps '.' for the locale's radix before strtod; kyozon never
+     * calls setlocale, so the C locale's '.' is the radix here as there */
+    double d = strtod(text, NULL);
     return errno == ERANGE ? NULL : json_real(d);
 }
 
@@ -298,6 +300,8 @@ static json_t *value(struct jr *s)
 
 json_t *kz_jr_object(const char *p, size_t n, int max_depth)
 {
+    if (!p)
+        return NULL;
     struct jr s = {p, p + n, 0, max_depth, {0}};
     ws(&s);
     json_t *v = s.p < s.end && *s.p == '{' ? value(&s) : NULL;

@@ -10,6 +10,7 @@
 #include "http/parse.h"
 
 #include <limits.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "core/bytescan.h"
@@ -91,12 +92,19 @@ static int reject(struct kz_http_head *out, int status, const char *msg)
 /* Which size limit, if any, the bytes of the current line up to index
  * last break; when both do, the one the byte-by-byte checks below would
  * have hit first (the line's, on a tie). */
+static size_t first_over(size_t base, size_t limit, size_t slack)
+{
+    /* base + limit + slack, the first index over a limit; SIZE_MAX (never)
+     * where that does not fit, as the per-byte check never fires there either */
+    return limit > SIZE_MAX - slack - base ? SIZE_MAX : base + limit + slack;
+}
+
 static const char *run_over_limit(const struct kz_http_parse_limits *lim, const struct kz_http_scan *st, size_t last)
 {
     if (st->n_lines == 0)
-        return last >= st->line_start + lim->max_request_line + 1 ? "request line too long" : NULL;
-    size_t line_at = st->line_start + lim->max_header_line + 1; /* the first index over each limit */
-    size_t section_at = st->line0 + lim->max_header_bytes + 2;
+        return last >= first_over(st->line_start, lim->max_request_line, 1) ? "request line too long" : NULL;
+    size_t line_at = first_over(st->line_start, lim->max_header_line, 1);
+    size_t section_at = first_over(st->line0, lim->max_header_bytes, 2);
     if (line_at <= last && line_at <= section_at)
         return "header line too long";
     return section_at <= last ? "header section too large" : NULL;

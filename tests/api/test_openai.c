@@ -33,6 +33,10 @@ static void chat_ok(void)
     T_EQ_INT(json_array_size(r.messages), 2);
     T_EQ_STR(json_string_value(json_object_get(json_array_get(r.messages, 0), "role")), "system");
     T_EQ_STR(json_string_value(json_object_get(json_array_get(r.messages, 1), "content")), "Hello");
+    /* key order too: a chat template's tojson or items() sees the keys in this order */
+    char *msgs = json_dumps(r.messages, JSON_COMPACT);
+    T_EQ_STR(msgs, "[{\"role\":\"system\",\"content\":\"be brief\"},{\"role\":\"user\",\"content\":\"Hello\"}]");
+    free(msgs);
     T_EQ_INT(r.max_tokens, 7);
     T_OK(r.has_temperature && r.temperature == 0.5, "temperature");
     T_OK(r.has_seed && r.seed == (uint64_t)-3, "seed");
