@@ -23,13 +23,13 @@ struct scan {
     int body; /* a whole answer: choices hold "message", not "delta" */
 };
 
-static void ws(struct scan *s)
+static inline void ws(struct scan *s)
 {
     while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
         s->p++;
 }
 
-static int eat(struct scan *s, char c)
+static inline int eat(struct scan *s, char c)
 {
     ws(s);
     if (s->p < s->end && *s->p == c) {
@@ -39,9 +39,8 @@ static int eat(struct scan *s, char c)
     return 0;
 }
 
-static int lit(struct scan *s, const char *w)
+static int lit_n(struct scan *s, const char *w, size_t n)
 {
-    size_t n = strlen(w);
     ws(s);
     if ((size_t)(s->end - s->p) >= n && memcmp(s->p, w, n) == 0) {
         s->p += n;
@@ -49,6 +48,8 @@ static int lit(struct scan *s, const char *w)
     }
     return 0;
 }
+
+#define lit(s, w) lit_n((s), (w), sizeof(w) - 1) /* w: a string literal */
 
 /* A string without escapes: its bytes (valid UTF-8, no control bytes). */
 static int str(struct scan *s, const char **b, size_t *n)
@@ -101,15 +102,22 @@ static int str_or_null(struct scan *s, const char **b, size_t *n)
     return lit(s, "null") || str(s, b, n);
 }
 
+/* A known key: its length is kept so that matching one costs a compare or two. */
+struct key_name {
+    const char *s;
+    size_t n;
+};
+#define KEY(w) {(w), sizeof(w) - 1}
+
 /* Which key of `names` comes next; -1 when it is none of them (or repeated). */
-static int key(struct scan *s, const char *const *names, int count, unsigned *seen)
+static int key(struct scan *s, const struct key_name *names, int count, unsigned *seen)
 {
     const char *k;
     size_t n;
     if (!str(s, &k, &n) || !eat(s, ':'))
         return -1;
     for (int i = 0; i < count; i++)
-        if (strlen(names[i]) == n && memcmp(names[i], k, n) == 0) {
+        if (names[i].n == n && n && names[i].s[0] == k[0] && memcmp(names[i].s, k, n) == 0) {
             if (*seen & (1u << i))
                 return -1; /* a duplicate: jansson refuses those */
             *seen |= 1u << i;
@@ -120,7 +128,7 @@ static int key(struct scan *s, const char *const *names, int count, unsigned *se
 
 /* {"key": value, ...}: every key one of names (once), its value read by
  * fn(s, index of the key, ctx). 0 when anything is not understood. */
-static int object(struct scan *s, const char *const *names, int count, int (*fn)(struct scan *, int, void *),
+static int object(struct scan *s, const struct key_name *names, int count, int (*fn)(struct scan *, int, void *),
                   void *ctx)
 {
     unsigned seen = 0;
@@ -167,7 +175,7 @@ static int int_object(struct scan *s)
 }
 
 /* chunks' delta and answers' message; "annotations" is only taken empty */
-static const char *const delta_keys[] = {"role", "content", "refusal", "annotations"};
+static const struct key_name delta_keys[] = {KEY("role"), KEY("content"), KEY("refusal"), KEY("annotations")};
 
 static int delta_value(struct scan *s, int k, void *ctx)
 {
@@ -182,8 +190,10 @@ static int delta_value(struct scan *s, int k, void *ctx)
     return 1;
 }
 
-static const char *const choice_keys[] = {"index", "delta", "text", "logprobs", "finish_reason"};
-static const char *const body_choice_keys[] = {"index", "message", "text", "logprobs", "finish_reason"};
+static const struct key_name choice_keys[] = {KEY("index"), KEY("delta"), KEY("text"), KEY("logprobs"),
+                                              KEY("finish_reason")};
+static const struct key_name body_choice_keys[] = {KEY("index"), KEY("message"), KEY("text"), KEY("logprobs"),
+                                                   KEY("finish_reason")};
 
 static int choice_value(struct scan *s, int k, void *ctx)
 {
@@ -214,8 +224,8 @@ static int choice_value(struct scan *s, int k, void *ctx)
     }
 }
 
-static const char *const usage_keys[] = {"prompt_tokens", "completion_tokens", "total_tokens",
-                                         "prompt_tokens_details", "completion_tokens_details"};
+static const struct key_name usage_keys[] = {KEY("prompt_tokens"), KEY("completion_tokens"), KEY("total_tokens"),
+                                             KEY("prompt_tokens_details"), KEY("completion_tokens_details")};
 
 static int usage_value(struct scan *s, int k, void *ctx)
 {
@@ -251,8 +261,9 @@ static int choices(struct scan *s, struct kz_scan_chunk *out)
     return eat(s, ']');
 }
 
-static const char *const chunk_keys[] = {"id",      "object", "created", "model", "system_fingerprint",
-                                         "choices", "usage",  "service_tier"};
+static const struct key_name chunk_keys[] = {KEY("id"),      KEY("object"), KEY("created"), KEY("model"),
+                                             KEY("system_fingerprint"), KEY("choices"), KEY("usage"),
+                                             KEY("service_tier")};
 
 static int chunk_value(struct scan *s, int k, void *ctx)
 {
