@@ -10,7 +10,7 @@
 #include "core/fmt.h"
 #include "core/utf8.h"
 
-void kz_jw_raw(struct kz_buf *b, const char *s, size_t n)
+void kz_jw_raw_grow(struct kz_buf *b, const char *s, size_t n)
 {
     if (!b->oom && kz_buf_append(b, s, n, 0))
         b->oom = 1;

@@ -13,11 +13,25 @@
 #define KZ_JSONW_H
 
 #include <stddef.h>
+#include <string.h>
 
 #include "core/buf.h"
 
-/* Bytes as they are (keys, punctuation, literals). */
-void kz_jw_raw(struct kz_buf *b, const char *s, size_t n);
+/* Bytes as they are (keys, punctuation, literals). Inline while they fit
+ * the buffer: an answer is written in a hundred small pieces, and a
+ * literal's memcpy then compiles to a move or two. */
+void kz_jw_raw_grow(struct kz_buf *b, const char *s, size_t n);
+static inline void kz_jw_raw(struct kz_buf *b, const char *s, size_t n)
+{
+    if (!b->oom && b->p && n < b->cap - b->len) { /* room for the bytes and the NUL */
+        if (n) /* s may be NULL then */
+            memcpy(b->p + b->len, s, n);
+        b->len += n;
+        b->p[b->len] = '\0';
+        return;
+    }
+    kz_jw_raw_grow(b, s, n);
+}
 #define KZ_JW_LIT(b, lit) kz_jw_raw((b), (lit), sizeof(lit) - 1)
 
 /* A JSON string of n arbitrary bytes: ill-formed UTF-8 becomes U+FFFD (as
