@@ -17,22 +17,6 @@
 #include "core/alloc.h"
 #include "core/fmt.h"
 #include "core/jsonw.h"
-#include "core/utf8.h"
-
-/* A JSON string of arbitrary bytes, invalid UTF-8 replaced by U+FFFD. */
-static json_t *text_value(const char *s, size_t len)
-{
-    json_t *v = json_stringn(s, len); /* fast path: already valid */
-    if (v || !s)
-        return v;
-    size_t n = 0;
-    char *buf = kz_utf8_sanitize(s, len, &n);
-    if (!buf)
-        return NULL;
-    v = json_stringn_nocheck(buf, n);
-    kz_free(buf);
-    return v;
-}
 
 static char *dump(json_t *v)
 {
@@ -46,36 +30,6 @@ static char *dump(json_t *v)
     free(s);                  /* jansson's own allocation */
     return out;
 }
-
-/* "data: <json>\n\n" */
-static char *event(json_t *v)
-{
-    char *j = dump(v);
-    if (!j)
-        return NULL;
-    size_t n = strlen(j);
-    char *ev = kz_malloc(n + 9);
-    if (ev) {
-        memcpy(ev, "data: ", 6);
-        memcpy(ev + 6, j, n);
-        memcpy(ev + 6 + n, "\n\n", 3);
-    }
-    kz_free(j);
-    return ev;
-}
-
-/* The message and param can quote client bytes (a JSON parse error shows
- * the offending text), which may not be UTF-8: both go through text_value. */
-static json_t *error_obj(const struct kz_api_error *e)
-{
-    return json_pack("{s:{s:o, s:s, s:o, s:o}}", "error", "message", text_value(e->message, strlen(e->message)),
-                     "type", e->type ? e->type : "error", "param",
-                     e->param[0] ? text_value(e->param, strlen(e->param)) : json_null(), "code",
-                     e->code ? json_string(e->code) : json_null());
-}
-
-char *kz_api_error_json(const struct kz_api_error *e) { return dump(error_obj(e)); }
-char *kz_api_error_event(const struct kz_api_error *e) { return event(error_obj(e)); }
 
 /* Ids must be unique, not secret: a per-process random salt (one getrandom)
  * and a counter through splitmix64, a bijection, so no two ids of a process
@@ -174,6 +128,37 @@ static char *chunk_end(struct kz_buf *b, const char *finish, int usage_null)
         KZ_JW_LIT(b, ",\"usage\":null");
     KZ_JW_LIT(b, "}");
     return event_done(b);
+}
+
+/* {"error":{...}}. The message and param can quote client bytes (a JSON
+ * parse error shows the offending text), which may not be UTF-8:
+ * kz_jw_str repairs them as it does model text. */
+static void error_w(struct kz_buf *b, const struct kz_api_error *e)
+{
+    KZ_JW_LIT(b, "{\"error\":{\"message\":");
+    kz_jw_cstr(b, e->message);
+    KZ_JW_LIT(b, ",\"type\":");
+    kz_jw_cstr(b, e->type ? e->type : "error");
+    KZ_JW_LIT(b, ",\"param\":");
+    kz_jw_cstr(b, e->param[0] ? e->param : NULL);
+    KZ_JW_LIT(b, ",\"code\":");
+    kz_jw_cstr(b, e->code);
+    KZ_JW_LIT(b, "}}");
+}
+
+char *kz_api_error_json(const struct kz_api_error *e)
+{
+    struct kz_buf b = {0};
+    error_w(&b, e);
+    return done(&b);
+}
+
+char *kz_api_error_event(const struct kz_api_error *e)
+{
+    struct kz_buf b = {0};
+    KZ_JW_LIT(&b, "data: ");
+    error_w(&b, e);
+    return event_done(&b);
 }
 
 char *kz_api_chat_response(const char *id, long created, const char *model, const char *text, size_t text_len,

@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/utf8.h"
+
 #define ONES UINT64_C(0x0101010101010101)
 #define HIGHS UINT64_C(0x8080808080808080)
 
@@ -70,3 +72,14 @@ static inline uint64_t json_stop(uint64_t x)
 RUN(kz_scan_printable, printable_stop, printable)
 RUN(kz_scan_line, line_stop, line_byte)
 RUN(kz_scan_json_plain, json_stop, json_plain)
+
+size_t kz_scan_json_text(const char *p, size_t n)
+{
+    size_t i = 0, k;
+    for (;;) {
+        i += kz_scan_json_plain(p + i, n - i);
+        if (i == n || (unsigned char)p[i] < 0x80 || !(k = kz_utf8_seq_len(p + i, n - i)))
+            return i;
+        i += k;
+    }
+}

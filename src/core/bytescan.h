@@ -27,4 +27,10 @@ size_t kz_scan_line_ref(const char *p, size_t n);
 size_t kz_scan_json_plain(const char *p, size_t n);
 size_t kz_scan_json_plain_ref(const char *p, size_t n);
 
+/* What a JSON string holds as itself, UTF-8 included: runs of
+ * kz_scan_json_plain and well-formed UTF-8 sequences. The byte it stops at
+ * (when short of n) is '"', '\\', a control byte, or the start of
+ * ill-formed UTF-8 (>= 0x80): what a reader or writer must look at. */
+size_t kz_scan_json_text(const char *p, size_t n);
+
 #endif

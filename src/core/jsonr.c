@@ -85,26 +85,16 @@ static int string(struct jr *s, const char **out, size_t *len)
     const char *q = s->p;
     int escaped = 0;
     for (;;) {
-        size_t run = kz_scan_json_plain(q, (size_t)(s->end - q));
+        size_t run = kz_scan_json_text(q, (size_t)(s->end - q));
         if (escaped)
             kz_jw_raw(&s->tmp, q, run);
         q += run;
         if (q == s->end)
             return 0;
-        unsigned char c = (unsigned char)*q;
-        if (c == '"')
+        if (*q == '"')
             break;
-        if (c >= 0x80) {
-            size_t k = kz_utf8_seq_len(q, (size_t)(s->end - q));
-            if (!k)
-                return 0;
-            if (escaped)
-                kz_jw_raw(&s->tmp, q, k);
-            q += k;
-            continue;
-        }
-        if (c != '\\')
-            return 0; /* a control byte */
+        if (*q != '\\')
+            return 0; /* a control byte or ill-formed UTF-8 */
         if (!escaped) { /* the first escape: what came before it goes first */
             escaped = 1;
             s->tmp.len = 0;

@@ -53,22 +53,13 @@ static int str_body(struct kz_buf *b, const char *s, size_t n)
     size_t run = 0, i = 0;
     char tmp[8];
     while (i < n) {
-        i += kz_scan_json_plain(s + i, n - i);
+        i += kz_scan_json_text(s + i, n - i);
         if (i == n)
             break;
         unsigned char c = (unsigned char)s[i];
-        if (c >= 0x80) {
-            size_t k = kz_utf8_seq_len(s + i, n - i);
-            if (!k)
-                return 0;
-            i += k;
-            continue;
-        }
+        if (c >= 0x80)
+            return 0; /* ill-formed UTF-8 */
         const char *e = escape(c, tmp);
-        if (!e) {
-            i++;
-            continue;
-        }
         kz_jw_raw(b, s + run, i - run);
         kz_jw_raw(b, e, strlen(e));
         run = ++i;

@@ -16,7 +16,6 @@
 #include <string.h>
 
 #include "core/bytescan.h"
-#include "core/utf8.h"
 
 struct scan {
     const char *p, *end;
@@ -56,20 +55,9 @@ static int str(struct scan *s, const char **b, size_t *n)
 {
     if (!eat(s, '"'))
         return 0;
-    const char *q = s->p;
-    while (q < s->end && *q != '"') {
-        q += kz_scan_json_plain(q, (size_t)(s->end - q));
-        if (q == s->end || *q == '"')
-            break;
-        if ((unsigned char)*q < 0x80)
-            return 0; /* a backslash or a control byte */
-        size_t k = kz_utf8_seq_len(q, (size_t)(s->end - q));
-        if (!k)
-            return 0;
-        q += k;
-    }
-    if (q == s->end)
-        return 0;
+    const char *q = s->p + kz_scan_json_text(s->p, (size_t)(s->end - s->p));
+    if (q == s->end || *q != '"')
+        return 0; /* an escape, a control byte, ill-formed UTF-8, or no end */
     *b = s->p;
     *n = (size_t)(q - s->p);
     s->p = q + 1;

@@ -256,6 +256,19 @@ static void encoders_match_jansson(void)
                       "choices", "usage", ref_usage(&u));
         same(kz_api_usage_chunk("c", -5, "m", chat, &u), ref_dump(o, 1), "usage chunk");
     }
+    /* errors: the message and param may quote the client's broken bytes */
+    for (int k = 0; k < 4; k++) {
+        struct kz_api_error e;
+        kz_api_fail(&e, 400, k & 1 ? "invalid_request_error" : NULL, k & 2 ? "bad_thing" : NULL,
+                    k == 3 ? "messages[0].\xff" : k == 2 ? "model" : NULL, "near '%s'", texts[k + 2]);
+        const char *m = e.message, *pm = e.param;
+        json_t *inner = json_pack("{s:o, s:s, s:o, s:o}", "message", ref_text(m, strlen(m)), "type",
+                                  e.type ? e.type : "error", "param", pm[0] ? ref_text(pm, strlen(pm)) : json_null(),
+                                  "code", e.code ? json_string(e.code) : json_null());
+        json_t *ev = json_deep_copy(inner);
+        same(kz_api_error_json(&e), ref_dump(json_pack("{s:o}", "error", inner), 0), "error");
+        same(kz_api_error_event(&e), ref_dump(json_pack("{s:o}", "error", ev), 1), "error event");
+    }
 }
 
 static void responses(void)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/bytescan.h"
+#include "core/utf8.h"
 #include "t.h"
 
 typedef size_t (*scan_fn)(const char *, size_t);
@@ -67,9 +68,48 @@ static void random_text(void)
          "a run to the end is the whole length");
 }
 
+/* kz_scan_json_text by its definition: byte by byte, UTF-8 by kz_utf8_seq_len. */
+static size_t json_text_ref(const char *p, size_t n)
+{
+    size_t i = 0, k;
+    while (i < n) {
+        unsigned char c = (unsigned char)p[i];
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\')
+            k = 1;
+        else if (c < 0x80 || !(k = kz_utf8_seq_len(p + i, n - i)))
+            break;
+        i += k;
+    }
+    return i;
+}
+
+/* Text of plain bytes, whole and cut UTF-8 sequences and the stop bytes. */
+static void json_text(void)
+{
+    static const char *const bits[] = {"abcdefgh", "x", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xe2\x82",
+                                       "\xc0\xaf", "\xed\xa0\x80", "\xff", "\"", "\\", "\x01", "\x7f"};
+    char buf[200];
+    int bad = 0;
+    for (int round = 0; round < 20000; round++) {
+        size_t n = 0;
+        while (n < sizeof buf - 8) {
+            const char *b = bits[next() % 13 < 6 ? next() % 5 : next() % 13];
+            size_t l = strlen(b);
+            memcpy(buf + n, b, l);
+            n += l;
+            if (next() % 16 == 0)
+                break;
+        }
+        size_t cut = next() % (n + 1); /* the end may fall inside a sequence */
+        bad += kz_scan_json_text(buf, cut) != json_text_ref(buf, cut);
+    }
+    T_EQ_INT(bad, 0);
+}
+
 int main(void)
 {
     t_subtest("each_byte", each_byte);
     t_subtest("random_text", random_text);
+    t_subtest("json_text", json_text);
     return t_done();
 }
