@@ -19,10 +19,16 @@
  * turns every MS ms at the full rate; with --together both get the full
  * rate for the whole run, their requests alternating. Either way both meet
  * the same machine, which on a shared host moves by more than small
- * differences between them. Only 127.0.0.1 is contacted:
+ * differences between them. With --pin the load generator keeps the first
+ * CPU to itself and the servers (mockllm, kyozon, the peer's threads) share
+ * the others, as when clients are on other machines; otherwise the kernel
+ * places all three where it likes. Only 127.0.0.1 is contacted:
  * URLs must name it (or localhost), sockets connect to INADDR_LOOPBACK.
  */
+#include <dirent.h>
+#include <glob.h>
 #include <math.h>
+#include <sched.h>
 #include <stddef.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
@@ -42,6 +48,7 @@ struct opts {
     int max_requests, conns, reps, timeout_ms, mock_port, peer_pid, peer_port, ledger;
     double interleave_ms; /* > 0: kyozon and the second target take turns within one run */
     int together;         /* kyozon and the second target both at the full rate in one run */
+    int pin;              /* the load generator on the first CPU, the servers on the others */
     const char *kyozon_bin, *mockllm_bin, *peer_url, *peer_name, *upstream_stream;
     char peer_prefix[256];   /* the path of its base URL */
     char peer_headers[2048]; /* "Name: value\r\n" lines */
@@ -103,7 +110,9 @@ static void usage(FILE *f)
                "  --interleave MS      kyozon and the peer (or ledger) share each run, taking turns every MS ms\n"
                "                       at the full rate (default 0: one run after the other)\n"
                "  --together           kyozon and the peer (or ledger) share each run, both at the full rate\n"
-               "                       all the time (requests alternate between them)\n");
+               "                       all the time (requests alternate between them)\n"
+               "  --pin                the load generator on the first allowed CPU, mockllm, kyozon and the\n"
+               "                       peer (every thread of --peer-pid) on the others; needs 2 CPUs or more\n");
 }
 
 /* "1000,2000,5000" into o->rates. */
@@ -177,8 +186,12 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"--upstream-stream", .s = &o->upstream_stream},
     };
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--ledger") || !strcmp(argv[i], "--together")) { /* the flags without a value */
-            *(argv[i][2] == 'l' ? &o->ledger : &o->together) = 1;
+        int *flag = !strcmp(argv[i], "--ledger")     ? &o->ledger /* the flags without a value */
+                    : !strcmp(argv[i], "--together") ? &o->together
+                    : !strcmp(argv[i], "--pin")      ? &o->pin
+                                                     : NULL;
+        if (flag) {
+            *flag = 1;
             continue;
         }
         const char *a = argv[i], *v = i + 1 < argc ? argv[++i] : NULL;
@@ -526,6 +539,59 @@ static int make_ledger(const struct opts *o, const char *db, char *key, size_t s
     return ok && strncmp(key, "kz-", 3) == 0 ? 0 : -1;
 }
 
+/* The files a run leaves under /tmp, removed when it succeeds and named
+ * when it fails (the servers' logs say why). */
+static void tidy_files(int failed)
+{
+    char pattern[64];
+    snprintf(pattern, sizeof pattern, "/tmp/bench_router.%d.*", (int)getpid());
+    if (failed) {
+        fprintf(stderr, "bench_router: the servers' logs are in %s\n", pattern);
+        return;
+    }
+    glob_t g = {0};
+    if (glob(pattern, 0, NULL, &g) == 0)
+        for (size_t i = 0; i < g.gl_pathc; i++)
+            unlink(g.gl_pathv[i]);
+    globfree(&g);
+}
+
+// ---------------------------------------------------------------- placement
+
+/* The CPUs this program may use, split for --pin: the first into load, the
+ * others into servers. -1 with fewer than two. */
+static int split_cpus(cpu_set_t *load, cpu_set_t *servers)
+{
+    cpu_set_t all;
+    if (sched_getaffinity(0, sizeof all, &all) != 0 || CPU_COUNT(&all) < 2)
+        return -1;
+    CPU_ZERO(load);
+    *servers = all;
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, &all)) {
+            CPU_SET(c, load);
+            CPU_CLR(c, servers);
+            break;
+        }
+    return 0;
+}
+
+/* Every thread of process pid onto set; threads it starts later inherit it. */
+static int pin_process(pid_t pid, const cpu_set_t *set)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    int n = 0, rc = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        if (e->d_name[0] != '.')
+            rc |= sched_setaffinity((pid_t)atoi(e->d_name), sizeof *set, set), n++;
+    closedir(d);
+    return rc || !n ? -1 : 0;
+}
+
 /* Starts mockllm and kyozon and builds each target's request. The number
  * of targets, or -1. */
 static int setup_targets(const struct opts *o, struct tnet_proc *mock, struct tnet_proc *kz, struct tnet_proc *kz2,
@@ -713,10 +779,21 @@ int main(int argc, char **argv)
     static struct tnet_proc mock, kz, kz2;
     static struct target t[N_TARGETS];
     static sweep_t res[MAX_REPS];
+    cpu_set_t load_cpus, server_cpus;
+    if (o.pin && split_cpus(&load_cpus, &server_cpus) != 0)
+        return fprintf(stderr, "bench_router: --pin needs at least 2 CPUs this program may run on\n"), 2;
+    /* the servers inherit this thread's CPUs when they are started */
+    if (o.pin && sched_setaffinity(0, sizeof server_cpus, &server_cpus) != 0)
+        return perror("bench_router: sched_setaffinity"), 2;
     int nt = setup_targets(&o, &mock, &kz, &kz2, t), rc = nt < 0;
+    if (!rc && o.pin && o.peer_pid && pin_process(o.peer_pid, &server_cpus) != 0)
+        rc = 1, fprintf(stderr, "bench_router: could not move the threads of --peer-pid %d\n", o.peer_pid);
+    if (!rc && o.pin && sched_setaffinity(0, sizeof load_cpus, &load_cpus) != 0)
+        rc = 1, perror("bench_router: sched_setaffinity");
     if (!rc) {
-        printf("bench_router: %ld CPUs online, %d connections, %g s per run, %d reps\n",
-               sysconf(_SC_NPROCESSORS_ONLN), o.conns, o.duration_s, o.reps);
+        printf("bench_router: %ld CPUs online, %d connections, %g s per run, %d reps%s\n",
+               sysconf(_SC_NPROCESSORS_ONLN), o.conns, o.duration_s, o.reps,
+               o.pin ? ", load generator pinned to one CPU, servers to the others" : "");
         rc = sweep(&o, t, nt, mock.pid, res) != 0;
     }
     if (!rc)
@@ -731,5 +808,6 @@ int main(int argc, char **argv)
         tnet_stop(&mock, SIGTERM, 5000);
     for (int ti = 0; ti < N_TARGETS; ti++)
         kz_free(t[ti].request);
+    tidy_files(rc);
     return rc;
 }
