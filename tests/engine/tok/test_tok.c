@@ -20,6 +20,7 @@
  *  - speed: load time and encoding ~16 KiB of mixed text per vocabulary.
  */
 #include <dirent.h>
+#include <math.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@
 #include "core/alloc.h"
 #include "engine/gguf/gguf.h"
 #include "engine/tok/tok.h"
+#include "engine/tok/tok_int.h"
 #include "t.h"
 
 #define SEP "\n__ggml_vocab_test__\n"
@@ -869,8 +871,46 @@ static void test_random_bytes(void)
     }
 }
 
+/* The SentencePiece merge key sorts like the scores it comes from: a
+ * higher score gives a smaller key, equal scores (-0 and +0 too) the same
+ * key; on fixed awkward values and random bit patterns. */
+static void test_score_key(void)
+{
+    const float fixed[] = {0.0f, -0.0f, 1.0f, -1.0f, 1e-45f, -1e-45f, 1.17549435e-38f, -1.17549435e-38f,
+                           3.4028235e38f, -3.4028235e38f, (float)INFINITY, -(float)INFINITY, -12.5f, -12.499999f};
+    enum { NF = sizeof fixed / sizeof fixed[0] };
+    uint64_t seed = 0x5eed;
+    int bad = 0;
+    for (int k = 0; k < NF * NF + 200000; k++) {
+        float a, b;
+        if (k < NF * NF) {
+            a = fixed[k / NF];
+            b = fixed[k % NF];
+        } else {
+            uint32_t u[2];
+            for (int j = 0; j < 2; j++) {
+                seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+                u[j] = (uint32_t)(seed >> 32);
+            }
+            if (k & 1)
+                u[1] = u[0] ^ (1u << (seed >> 27 & 31)); /* neighbours in bits */
+            memcpy(&a, &u[0], sizeof a);
+            memcpy(&b, &u[1], sizeof b);
+            if (a != a || b != b)
+                continue;
+        }
+        int32_t ka = tok_score_key(a), kb = tok_score_key(b);
+        int want = a > b ? -1 : a < b, got = ka < kb ? -1 : ka > kb;
+        if (want != got && bad++ < 5)
+            T_OK(0, "score %a vs %a: keys %d, %d", (double)a, (double)b, ka, kb);
+    }
+    T_OK(bad == 0, "%d pairs out of order", bad);
+    T_OK(tok_score_key(NAN) == INT32_MAX, "NaN sorts last");
+}
+
 int main(void)
 {
+    t_subtest("score_key", test_score_key);
     t_subtest("tiny_spm", test_tiny_spm);
     t_subtest("tiny_bpe", test_tiny_bpe);
     t_subtest("tiny_wpm", test_tiny_wpm);
