@@ -96,35 +96,16 @@ int kz_cmd_bench(int argc, char **argv)
 {
     const char *path = NULL;
     long n_prompt = 512, n_gen = 128, threads = 0, reps = 5;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int bad = 0;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(help, stdout);
-            return 0;
-        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
-            bad = kz_arg_need("bench", a, v);
-            path = v;
-            i++;
-        } else if (!strcmp(a, "-p")) {
-            bad = kz_arg_int("bench", a, v, 1, 1 << 16, &n_prompt);
-            i++;
-        } else if (!strcmp(a, "-n")) {
-            bad = kz_arg_int("bench", a, v, 1, 1 << 16, &n_gen);
-            i++;
-        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            bad = kz_arg_int("bench", a, v, 1, 1024, &threads);
-            i++;
-        } else if (!strcmp(a, "-r")) {
-            bad = kz_arg_int("bench", a, v, 1, 1000, &reps);
-            i++;
-        } else {
-            fprintf(stderr, "kyozon bench: unknown option '%s' (see kyozon bench --help)\n", a);
-            return 2;
-        }
-        if (bad)
-            return 2;
-    }
+    const struct kz_opt opts[] = {
+        KZ_ARG_TEXT("-m|--model", &path),
+        KZ_ARG_INT("-p", &n_prompt, 1, 1 << 16),
+        KZ_ARG_INT("-n", &n_gen, 1, 1 << 16),
+        KZ_ARG_INT("-t|--threads", &threads, 1, 1024),
+        KZ_ARG_INT("-r", &reps, 1, 1000),
+    };
+    int rc = KZ_ARGS("bench", help, opts, argc, argv, NULL);
+    if (rc >= 0)
+        return rc;
     if (!path) {
         fprintf(stderr, "kyozon bench: -m FILE is required (see kyozon bench --help)\n");
         return 2;

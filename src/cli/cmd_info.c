@@ -35,21 +35,13 @@ int kz_cmd_info(int argc, char **argv)
 {
     const char *path = NULL;
     int all = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            fputs(help, stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) {
-            if (kz_arg_need("info", argv[i], i + 1 < argc ? argv[i + 1] : NULL))
-                return 2;
-            path = argv[++i];
-        } else if (!strcmp(argv[i], "--all")) {
-            all = 1;
-        } else {
-            fprintf(stderr, "kyozon info: unknown option '%s' (see kyozon info --help)\n", argv[i]);
-            return 2;
-        }
-    }
+    const struct kz_opt opts[] = {
+        KZ_ARG_TEXT("-m|--model", &path),
+        KZ_ARG_FLAG("--all", &all),
+    };
+    int rc = KZ_ARGS("info", help, opts, argc, argv, NULL);
+    if (rc >= 0)
+        return rc;
     if (!path) {
         fprintf(stderr, "kyozon info: -m FILE is required (see kyozon info --help)\n");
         return 2;

@@ -46,34 +46,23 @@ int kz_cmd_pull(int argc, char **argv)
 {
     const char *source = NULL;
     struct kz_pull_opts o = {NULL, 0, 0, PULL_RETRIES_DEFAULT, PULL_RETRY_DELAY_MS};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *next = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(pull_help, stdout);
-            return 0;
-        } else if (!strcmp(a, "--force")) {
-            o.force = 1;
-        } else if (!strcmp(a, "--sha256")) {
-            if (kz_arg_need("pull", a, next))
-                return 2;
-            o.sha256 = argv[++i];
-        } else if (!strcmp(a, "--retries")) {
-            long v;
-            if (kz_arg_int("pull", a, next, 0, 100, &v))
-                return 2;
-            o.retries = (int)v;
-            i++;
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "kyozon pull: unknown option '%s' (see kyozon pull --help)\n", a);
-            return 2;
-        } else if (source) {
-            fprintf(stderr, "kyozon pull: one SOURCE at a time ('%s' and '%s')\n", source, a);
-            return 2;
-        } else {
-            source = a;
-        }
+    const char *sources[2];
+    struct kz_args_pos pos = {sources, 2, 0};
+    long retries = o.retries;
+    const struct kz_opt opts[] = {
+        KZ_ARG_FLAG("--force", &o.force),
+        KZ_ARG_TEXT("--sha256", &o.sha256),
+        KZ_ARG_INT("--retries", &retries, 0, 100),
+    };
+    int rc = KZ_ARGS("pull", pull_help, opts, argc, argv, &pos);
+    if (rc >= 0)
+        return rc;
+    if (pos.n > 1) {
+        fprintf(stderr, "kyozon pull: one SOURCE at a time ('%s' and '%s')\n", sources[0], sources[1]);
+        return 2;
     }
+    source = pos.n ? sources[0] : NULL;
+    o.retries = (int)retries;
     if (!source) {
         fprintf(stderr, "kyozon pull: SOURCE is required (see kyozon pull --help)\n");
         return 2;
@@ -160,17 +149,10 @@ out:
 int kz_cmd_models(int argc, char **argv)
 {
     int json = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            fputs(models_help, stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--json")) {
-            json = 1;
-        } else {
-            fprintf(stderr, "kyozon models: unknown option '%s' (see kyozon models --help)\n", argv[i]);
-            return 2;
-        }
-    }
+    const struct kz_opt opts[] = {KZ_ARG_FLAG("--json", &json)};
+    int status = KZ_ARGS("models", models_help, opts, argc, argv, NULL);
+    if (status >= 0)
+        return status;
     char dir[KZ_MODEL_PATH_MAX];
     struct kz_err err = {{0}};
     struct kz_model_list l;

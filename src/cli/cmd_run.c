@@ -69,62 +69,24 @@ int kz_cmd_run(int argc, char **argv)
     long n_predict = 128, threads = 0, n_ctx = 0, rl = 64, top_k = 40;
     struct kz_sampler_params sp = kz_sampler_defaults();
     int have_seed = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int bad = 0;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(help, stdout);
-            return 0;
-        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
-            bad = kz_arg_need("run", a, v);
-            model_path = v;
-            i++;
-        } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
-            bad = kz_arg_need("run", a, v);
-            prompt = v;
-            i++;
-        } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
-            bad = kz_arg_int("run", a, v, -1, 1 << 24, &n_predict);
-            i++;
-        } else if (!strcmp(a, "--temp")) {
-            bad = kz_arg_float("run", a, v, 0.0, 100.0, &sp.temp);
-            i++;
-        } else if (!strcmp(a, "--top-k")) {
-            bad = kz_arg_int("run", a, v, 0, 1 << 24, &top_k);
-            i++;
-        } else if (!strcmp(a, "--top-p")) {
-            bad = kz_arg_float("run", a, v, 1e-9, 1.0, &sp.top_p);
-            i++;
-        } else if (!strcmp(a, "--min-p")) {
-            bad = kz_arg_float("run", a, v, 0.0, 1.0, &sp.min_p);
-            i++;
-        } else if (!strcmp(a, "--repeat-penalty")) {
-            bad = kz_arg_float("run", a, v, 1e-3, 100.0, &sp.repeat_penalty);
-            i++;
-        } else if (!strcmp(a, "--repeat-last-n")) {
-            bad = kz_arg_int("run", a, v, 0, 1 << 20, &rl);
-            i++;
-        } else if (!strcmp(a, "-s") || !strcmp(a, "--seed")) {
-            bad = kz_arg_u64("run", a, v, &sp.seed);
-            have_seed = 1;
-            i++;
-        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            bad = kz_arg_int("run", a, v, 1, 1024, &threads);
-            i++;
-        } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) {
-            bad = kz_arg_int("run", a, v, 1, KZ_MODEL_MAX_CTX, &n_ctx);
-            i++;
-        } else if (!strcmp(a, "--logits-out")) {
-            bad = kz_arg_need("run", a, v);
-            logits_out = v;
-            i++;
-        } else {
-            fprintf(stderr, "kyozon run: unknown option '%s' (see kyozon run --help)\n", a);
-            return 2;
-        }
-        if (bad)
-            return 2;
-    }
+    const struct kz_opt opts[] = {
+        KZ_ARG_TEXT("-m|--model", &model_path),
+        KZ_ARG_TEXT("-p|--prompt", &prompt),
+        KZ_ARG_INT("-n|--n-predict", &n_predict, -1, 1 << 24),
+        KZ_ARG_FLOAT("--temp", &sp.temp, 0.0, 100.0),
+        KZ_ARG_INT("--top-k", &top_k, 0, 1 << 24),
+        KZ_ARG_FLOAT("--top-p", &sp.top_p, 1e-9, 1.0),
+        KZ_ARG_FLOAT("--min-p", &sp.min_p, 0.0, 1.0),
+        KZ_ARG_FLOAT("--repeat-penalty", &sp.repeat_penalty, 1e-3, 100.0),
+        KZ_ARG_INT("--repeat-last-n", &rl, 0, 1 << 20),
+        {.names = "-s|--seed", .kind = KZ_OPT_U64, .out = &sp.seed, .given = &have_seed},
+        KZ_ARG_INT("-t|--threads", &threads, 1, 1024),
+        KZ_ARG_INT("-c|--ctx", &n_ctx, 1, KZ_MODEL_MAX_CTX),
+        KZ_ARG_TEXT("--logits-out", &logits_out),
+    };
+    int rc = KZ_ARGS("run", help, opts, argc, argv, NULL);
+    if (rc >= 0)
+        return rc;
     if (!model_path || !prompt) {
         fprintf(stderr, "kyozon run: %s is required (see kyozon run --help)\n", !model_path ? "-m FILE" : "-p PROMPT");
         return 2;

@@ -50,66 +50,25 @@ int kz_cmd_serve(int argc, char **argv)
     const char *model = getenv("KYOZON_MODEL");
     const char *config = NULL;
     long port = -1, par = 4, ctx = 0, thr = 0, mq = 64, body = 4 << 20, drain = 10000;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int bad = 0;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(help, stdout);
-            return 0;
-        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
-            bad = kz_arg_need("serve", a, v);
-            model = v;
-            i++;
-        } else if (!strcmp(a, "--config")) {
-            bad = kz_arg_need("serve", a, v);
-            config = v;
-            i++;
-        } else if (!strcmp(a, "--host")) {
-            bad = kz_arg_need("serve", a, v);
-            o.host = v;
-            i++;
-        } else if (!strcmp(a, "--port")) {
-            bad = kz_arg_int("serve", a, v, 0, 65535, &port);
-            i++;
-        } else if (!strcmp(a, "--parallel")) {
-            bad = kz_arg_int("serve", a, v, 1, 256, &par);
-            i++;
-        } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) {
-            bad = kz_arg_int("serve", a, v, 16, 1 << 20, &ctx);
-            i++;
-        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            bad = kz_arg_int("serve", a, v, 1, 1024, &thr);
-            i++;
-        } else if (!strcmp(a, "--model-name")) {
-            bad = kz_arg_need("serve", a, v);
-            o.model_name = v;
-            i++;
-        } else if (!strcmp(a, "--max-queue")) {
-            bad = kz_arg_int("serve", a, v, 1, 1 << 20, &mq);
-            i++;
-        } else if (!strcmp(a, "--max-body")) {
-            bad = kz_arg_int("serve", a, v, 1024, 1L << 30, &body);
-            i++;
-        } else if (!strcmp(a, "--db")) {
-            bad = kz_arg_need("serve", a, v);
-            o.db = v;
-            i++;
-        } else if (!strcmp(a, "--journal")) {
-            bad = kz_arg_need("serve", a, v);
-            o.journal = v;
-            i++;
-        } else if (!strcmp(a, "--insecure")) {
-            o.insecure = 1;
-        } else if (!strcmp(a, "--drain-ms")) {
-            bad = kz_arg_int("serve", a, v, 0, 3600000, &drain);
-            i++;
-        } else {
-            fprintf(stderr, "kyozon serve: unknown option '%s' (see kyozon serve --help)\n", a);
-            return 2;
-        }
-        if (bad)
-            return 2;
-    }
+    const struct kz_opt opts[] = {
+        KZ_ARG_TEXT("-m|--model", &model),
+        KZ_ARG_TEXT("--config", &config),
+        KZ_ARG_TEXT("--host", &o.host),
+        KZ_ARG_INT("--port", &port, 0, 65535),
+        KZ_ARG_INT("--parallel", &par, 1, 256),
+        KZ_ARG_INT("-c|--ctx", &ctx, 16, 1 << 20),
+        KZ_ARG_INT("-t|--threads", &thr, 1, 1024),
+        KZ_ARG_TEXT("--model-name", &o.model_name),
+        KZ_ARG_INT("--max-queue", &mq, 1, 1 << 20),
+        KZ_ARG_INT("--max-body", &body, 1024, 1L << 30),
+        KZ_ARG_TEXT("--db", &o.db),
+        KZ_ARG_TEXT("--journal", &o.journal),
+        KZ_ARG_FLAG("--insecure", &o.insecure),
+        KZ_ARG_INT("--drain-ms", &drain, 0, 3600000),
+    };
+    int rc = KZ_ARGS("serve", help, opts, argc, argv, NULL);
+    if (rc >= 0)
+        return rc;
     char path[4096];
     struct kz_err err = {{0}};
     if (config) {

@@ -29,47 +29,19 @@ int kz_cmd_synth(int argc, char **argv)
 {
     struct kz_synth_opts o = {0};
     long threads = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int bad = 0;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(help, stdout);
-            return 0;
-        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
-            bad = kz_arg_need("synth", a, v);
-            o.out_path = v;
-            i++;
-        } else if (!strcmp(a, "--shape")) {
-            bad = kz_arg_need("synth", a, v);
-            o.shape = v;
-            i++;
-        } else if (!strcmp(a, "--type")) {
-            bad = kz_arg_need("synth", a, v);
-            o.type = v;
-            i++;
-        } else if (!strcmp(a, "--arch")) {
-            bad = kz_arg_need("synth", a, v);
-            o.arch = v;
-            i++;
-        } else if (!strcmp(a, "--vocab")) {
-            bad = kz_arg_need("synth", a, v);
-            o.vocab_path = v;
-            i++;
-        } else if (!strcmp(a, "--seed")) {
-            bad = kz_arg_u64("synth", a, v, &o.seed);
-            i++;
-        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            bad = kz_arg_int("synth", a, v, 1, 1024, &threads);
-            i++;
-        } else if (!strcmp(a, "--tied")) {
-            o.tied = 1;
-        } else {
-            fprintf(stderr, "kyozon synth: unknown option '%s' (see kyozon synth --help)\n", a);
-            return 2;
-        }
-        if (bad)
-            return 2;
-    }
+    const struct kz_opt opts[] = {
+        KZ_ARG_TEXT("-o|--output", &o.out_path),
+        KZ_ARG_TEXT("--shape", &o.shape),
+        KZ_ARG_TEXT("--type", &o.type),
+        KZ_ARG_TEXT("--arch", &o.arch),
+        KZ_ARG_TEXT("--vocab", &o.vocab_path),
+        KZ_ARG_U64("--seed", &o.seed),
+        KZ_ARG_INT("-t|--threads", &threads, 1, 1024),
+        KZ_ARG_FLAG("--tied", &o.tied),
+    };
+    int rc = KZ_ARGS("synth", help, opts, argc, argv, NULL);
+    if (rc >= 0)
+        return rc;
     if (!o.out_path || !o.shape || !o.type) {
         fprintf(stderr, "kyozon synth: -o FILE, --shape NAME and --type TYPE are required (see kyozon synth --help)\n");
         return 2;

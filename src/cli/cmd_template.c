@@ -133,38 +133,18 @@ int kz_cmd_template(int argc, char **argv)
 {
     const char *file = NULL, *model = NULL, *messages = NULL, *bos = NULL, *eos = NULL, *now = NULL;
     int gen_prompt = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(help, stdout);
-            return 0;
-        } else if (!strcmp(a, "--add-generation-prompt")) {
-            gen_prompt = 1;
-        } else if (!strcmp(a, "-f") || !strcmp(a, "--file") || !strcmp(a, "-m") || !strcmp(a, "--model") ||
-                   !strcmp(a, "-M") || !strcmp(a, "--messages") || !strcmp(a, "--bos") || !strcmp(a, "--eos") ||
-                   !strcmp(a, "--bos-token") || !strcmp(a, "--eos-token") ||
-                   !strcmp(a, "--now")) {
-            if (kz_arg_need("template", a, val))
-                return 2;
-            i++;
-            if (a[1] == 'f' || !strcmp(a, "--file"))
-                file = val;
-            else if (!strcmp(a, "-m") || !strcmp(a, "--model"))
-                model = val;
-            else if (!strcmp(a, "-M") || !strcmp(a, "--messages"))
-                messages = val;
-            else if (!strcmp(a, "--bos") || !strcmp(a, "--bos-token"))
-                bos = val;
-            else if (!strcmp(a, "--eos") || !strcmp(a, "--eos-token"))
-                eos = val;
-            else
-                now = val;
-        } else {
-            fprintf(stderr, "kyozon template: unknown option '%s' (see kyozon template --help)\n", a);
-            return 2;
-        }
-    }
+    const struct kz_opt args[] = {
+        KZ_ARG_FLAG("--add-generation-prompt", &gen_prompt),
+        KZ_ARG_TEXT("-f|--file", &file),
+        KZ_ARG_TEXT("-m|--model", &model),
+        KZ_ARG_TEXT("-M|--messages", &messages),
+        KZ_ARG_TEXT("--bos|--bos-token", &bos),
+        KZ_ARG_TEXT("--eos|--eos-token", &eos),
+        KZ_ARG_TEXT("--now", &now),
+    };
+    int rc = KZ_ARGS("template", help, args, argc, argv, NULL);
+    if (rc >= 0)
+        return rc;
     if ((!file == !model) || !messages) {
         fprintf(stderr, "kyozon template: %s (see kyozon template --help)\n",
                 !messages ? "--messages FILE is required" : "give exactly one of --file and -m");

@@ -71,56 +71,29 @@ struct opts {
     int n_pos;
 };
 
-/* Parses the options every one of these commands shares. 0, 1 (help shown) or 2. */
+/* Parses the options every one of these commands shares: -1 to go on, or
+ * the exit status (kz_args). */
 static int parse(struct opts *o, int argc, char **argv, const char *help)
 {
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        const char **slot = NULL;
-        const struct {
-            const char *name;
-            const char **slot;
-        } text_opts[] = {{"--db", &o->db},         {"--config", &o->config},   {"--tenant", &o->tenant},
-                         {"--budget", &o->budget}, {"--period", &o->period},   {"--models", &o->models},
-                         {"--privacy", &o->privacy}, {"--by", &o->by}};
-        for (size_t k = 0; !slot && k < sizeof text_opts / sizeof text_opts[0]; k++)
-            if (!strcmp(a, text_opts[k].name))
-                slot = text_opts[k].slot;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(help, stdout);
-            return 1;
-        } else if (slot) {
-            /* a text option: its value below */        } else if (!strcmp(a, "--rpm") || !strcmp(a, "--tpm")) {
-            if (kz_arg_int(o->cmd, a, v, 0, 1000000000L, a[2] == 'r' ? &o->rpm : &o->tpm))
-                return 2;
-            i++;
-            continue;
-        } else if (!strcmp(a, "--admin")) {
-            o->admin = 1;
-            continue;
-        } else if (!strcmp(a, "--prepaid")) {
-            o->prepaid = 1;
-            continue;
-        } else if (!strcmp(a, "--json")) {
-            o->json = 1;
-            continue;
-        } else if (a[0] == '-' && a[1] && !(a[1] >= '0' && a[1] <= '9')) {
-            fprintf(stderr, "kyozon %s: unknown option '%s' (see kyozon %s --help)\n", o->cmd, a, o->cmd);
-            return 2;
-        } else {
-            if (o->n_pos == 3) {
-                fprintf(stderr, "kyozon %s: unexpected argument '%s'\n", o->cmd, a);
-                return 2;
-            }
-            o->pos[o->n_pos++] = a;
-            continue;
-        }
-        if (kz_arg_need(o->cmd, a, v))
-            return 2;
-        *slot = v;
-        i++;
-    }
-    return 0;
+    struct kz_args_pos pos = {o->pos, 3, 0};
+    const struct kz_opt opts[] = {
+        KZ_ARG_TEXT("--db", &o->db),
+        KZ_ARG_TEXT("--config", &o->config),
+        KZ_ARG_TEXT("--tenant", &o->tenant),
+        KZ_ARG_TEXT("--budget", &o->budget),
+        KZ_ARG_TEXT("--period", &o->period),
+        KZ_ARG_TEXT("--models", &o->models),
+        KZ_ARG_TEXT("--privacy", &o->privacy),
+        KZ_ARG_TEXT("--by", &o->by),
+        KZ_ARG_INT("--rpm", &o->rpm, 0, 1000000000L),
+        KZ_ARG_INT("--tpm", &o->tpm, 0, 1000000000L),
+        KZ_ARG_FLAG("--admin", &o->admin),
+        KZ_ARG_FLAG("--prepaid", &o->prepaid),
+        KZ_ARG_FLAG("--json", &o->json),
+    };
+    int rc = KZ_ARGS(o->cmd, help, opts, argc, argv, &pos);
+    o->n_pos = pos.n;
+    return rc;
 }
 
 static struct kz_ledger *open_ledger(const struct opts *o)
@@ -251,8 +224,8 @@ int kz_cmd_keys(int argc, char **argv)
 {
     struct opts o = {.cmd = "keys"};
     int r = parse(&o, argc, argv, keys_help);
-    if (r)
-        return r == 1 ? 0 : 2;
+    if (r >= 0)
+        return r;
     const char *verb = o.n_pos ? o.pos[0] : NULL;
     if (!verb || (strcmp(verb, "create") && strcmp(verb, "list") && strcmp(verb, "revoke"))) {
         fprintf(stderr, "kyozon keys: say create, list or revoke (see kyozon keys --help)\n");
@@ -294,8 +267,8 @@ int kz_cmd_tenants(int argc, char **argv)
 {
     struct opts o = {.cmd = "tenants"};
     int r = parse(&o, argc, argv, tenants_help);
-    if (r)
-        return r == 1 ? 0 : 2;
+    if (r >= 0)
+        return r;
     const char *verb = o.n_pos ? o.pos[0] : NULL;
     int create = verb && !strcmp(verb, "create"), list = verb && !strcmp(verb, "list"),
         credit = verb && !strcmp(verb, "credit");
@@ -328,8 +301,8 @@ int kz_cmd_usage(int argc, char **argv)
 {
     struct opts o = {.cmd = "usage"};
     int r = parse(&o, argc, argv, usage_help);
-    if (r)
-        return r == 1 ? 0 : 2;
+    if (r >= 0)
+        return r;
     if (o.n_pos) {
         fprintf(stderr, "kyozon usage: unexpected argument '%s'\n", o.pos[0]);
         return 2;

@@ -55,32 +55,21 @@ int kz_cmd_tokenize(int argc, char **argv)
 {
     const char *path = NULL, *text = NULL;
     int no_bos = 0, use_stdin = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(help, stdout);
-            return 0;
-        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
-            if (kz_arg_need("tokenize", a, i + 1 < argc ? argv[i + 1] : NULL))
-                return 2;
-            path = argv[++i];
-        } else if (!strcmp(a, "--no-bos")) {
-            no_bos = 1;
-        } else if (!strcmp(a, "--stdin")) {
-            use_stdin = 1;
-        } else if (!strcmp(a, "--")) {
-            if (i + 1 < argc)
-                text = argv[++i];
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "kyozon tokenize: unknown option '%s' (see kyozon tokenize --help)\n", a);
-            return 2;
-        } else if (!text) {
-            text = a;
-        } else {
-            fprintf(stderr, "kyozon tokenize: give the text as one argument (quote it)\n");
-            return 2;
-        }
+    const char *texts[2];
+    struct kz_args_pos pos = {texts, 2, 0};
+    const struct kz_opt opts[] = {
+        KZ_ARG_TEXT("-m|--model", &path),
+        KZ_ARG_FLAG("--no-bos", &no_bos),
+        KZ_ARG_FLAG("--stdin", &use_stdin),
+    };
+    int rc = KZ_ARGS("tokenize", help, opts, argc, argv, &pos);
+    if (rc >= 0)
+        return rc;
+    if (pos.n > 1) {
+        fprintf(stderr, "kyozon tokenize: give the text as one argument (quote it)\n");
+        return 2;
     }
+    text = pos.n ? texts[0] : NULL;
     if (!path || (!text && !use_stdin) || (text && use_stdin)) {
         fprintf(stderr, "kyozon tokenize: %s (see kyozon tokenize --help)\n",
                 !path ? "-m FILE is required" : "give either TEXT or --stdin");

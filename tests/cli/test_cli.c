@@ -53,7 +53,8 @@ static void res_free(struct res *r)
 
 static void help(void)
 {
-    static const char *cmds[] = {"run", "info", "tokenize", "synth", "serve", "pull", "models", "template", "bench"};
+    static const char *cmds[] = {"run",   "info",  "tokenize", "synth", "serve",  "pull",
+                                 "models", "template", "bench", "keys",  "tenants", "usage"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         char a[64];
         snprintf(a, sizeof a, "%s --help", cmds[i]);
@@ -98,6 +99,27 @@ static void bad_input(void)
     T_EQ_INT(r.status, 2);
     T_OK(strstr(r.err, "unknown option '--bogus'") != NULL, "unknown option: %s", r.err);
     res_free(&r);
+    /* the shared option parser, through each kind of command */
+    static const struct {
+        const char *args, *err;
+    } cases[] = {
+        {"run -m", "run: -m needs a value"},
+        {"serve stray", "serve: unknown option 'stray'"},
+        {"bench -m x -r 0", "bench: -r: 0 is out of range (1..1000)"},
+        {"synth --seed -3", "synth: --seed: '-3' is not a non-negative integer"},
+        {"tokenize -m x one two", "give the text as one argument"},
+        {"pull a b", "one SOURCE at a time ('a' and 'b')"},
+        {"keys create a b c", "keys: unexpected argument 'c'"},
+        {"tenants create t --rpm x", "tenants: --rpm: 'x' is not an integer"},
+        {"models --json --bogus", "models: unknown option '--bogus'"},
+        {"template --bos", "template: --bos needs a value"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        r = run(cases[i].args);
+        T_EQ_INT(r.status, 2);
+        T_OK(strstr(r.err, cases[i].err) != NULL, "%s: %s", cases[i].args, r.err);
+        res_free(&r);
+    }
     char path[600], args[1400];
     snprintf(path, sizeof path, "%s/notgguf.gguf", t_tmpdir());
     FILE *f = fopen(path, "w");

@@ -3,10 +3,10 @@
  *
  * Layout: vocab.c loads and owns struct kz_tok and runs the special-token
  * split; unicode.c has code point helpers; pretok.c the pre-tokenizer
- * regex sets; spm.c, bpe.c, wpm.c the three algorithms (the first two
- * share their pair merging, merge.h). All of them only
- * read struct kz_tok after load, and keep their scratch in the caller's
- * struct tok_ids / local buffers, which is what makes encoding thread-safe.
+ * regex sets; spm.c, bpe.c, wpm.c the three algorithms, the first two
+ * sharing their pair merging (merge.h). All of them only read struct
+ * kz_tok after load, and keep their scratch in the caller's struct tok_ids
+ * or local buffers, which is what makes encoding thread-safe.
  */
 #ifndef KZ_TOK_INT_H
 #define KZ_TOK_INT_H
