@@ -17,6 +17,7 @@
 
 #include "api/template_int.h"
 #include "core/alloc.h"
+#include "core/fmt.h"
 
 /* Deepest bracket nesting inside one tag. */
 #define LEX_MAX_BRACKETS 256
@@ -125,17 +126,6 @@ static void after_block_end(struct lexer *L, char mod)
     }
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* A string literal at pos (the quote). Escapes follow Python's
  * unicode-escape codec, which is what Jinja2 decodes literals with. */
 static kz_status lex_string(struct lexer *L)
@@ -197,7 +187,7 @@ static kz_status lex_string(struct lexer *L)
         }
         if (nhex) {
             for (int k = 0; k < nhex; k++) {
-                int h = i + 1 < p ? hexval(L->s[i + 1]) : -1;
+                int h = i + 1 < p ? kz_hex_value(L->s[i + 1]) : -1;
                 if (h < 0)
                     return lex_fail(L, KZ_EPROTO, "truncated \\x, \\u or \\U escape in string literal", NULL);
                 cp = cp * 16 + (uint32_t)h;

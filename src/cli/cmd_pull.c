@@ -99,21 +99,6 @@ static const char models_help[] =
     "      --json  one JSON object: {\"dir\": ..., \"models\": [{\"name\", \"path\", \"size\", \"modified\"}]}\n"
     "  -h, --help  show this help\n";
 
-static void fmt_size(uint64_t n, char *out, size_t size)
-{
-    static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    double v = (double)n;
-    int u = 0;
-    while (v >= 1024.0 && u < 4) {
-        v /= 1024.0;
-        u++;
-    }
-    if (u == 0)
-        snprintf(out, size, "%" PRIu64 " B", n);
-    else
-        snprintf(out, size, "%.1f %s", v, units[u]);
-}
-
 static int models_json(const char *dir, const struct kz_model_list *l)
 {
     int rc = 1;
@@ -179,7 +164,7 @@ int kz_cmd_models(int argc, char **argv)
             struct tm tm;
             localtime_r(&t, &tm);
             strftime(when, sizeof when, "%Y-%m-%d %H:%M", &tm);
-            fmt_size(l.items[i].size, size, sizeof size);
+            kz_pull_fmt_size(l.items[i].size, size, sizeof size);
             printf("%-*s  %10s  %s\n", w, l.items[i].name, size, when);
         }
     }

@@ -22,6 +22,10 @@ size_t kz_fmt_i64(char *out, int64_t v);
  * (KZ_FMT_HEX_SIZE bytes), NUL-terminated; returns the length. */
 size_t kz_fmt_hex(char *out, uint64_t v, int width);
 
+/* The value of hex digit c (either case), or -1 when c is none; for
+ * parsers of percent-escapes and \x escapes. */
+int kz_hex_value(char c);
+
 /* Copies src into dst (size >= 1 bytes), cut to size - 1 bytes, always
  * NUL-terminated; returns the bytes copied. */
 size_t kz_fmt_copy(char *dst, size_t size, const char *src);

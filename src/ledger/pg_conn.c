@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "core/alloc.h"
+#include "core/fmt.h"
 #include "ledger/pg_int.h"
 
 #define RECONNECT_MS 250 /* between connection attempts of one slot while the server is away */
@@ -247,11 +248,6 @@ static void pg_close(struct kz_ledger *l)
     kz_free(p);
 }
 
-static int hexval(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
 /* The URL's password (kz_ledger_url_password), percent-decoded: 1 and out
  * filled, or 0 when there is none. */
 static int url_password(const char *url, char *out, size_t size)
@@ -260,8 +256,8 @@ static int url_password(const char *url, char *out, size_t size)
     if (!kz_ledger_url_password(url, &start, &end))
         return 0;
     for (size_t i = start; i < end && n + 1 < size; i++) {
-        if (url[i] == '%' && i + 2 < end && hexval(url[i + 1]) >= 0 && hexval(url[i + 2]) >= 0) {
-            out[n++] = (char)(hexval(url[i + 1]) * 16 + hexval(url[i + 2]));
+        if (url[i] == '%' && i + 2 < end && kz_hex_value(url[i + 1]) >= 0 && kz_hex_value(url[i + 2]) >= 0) {
+            out[n++] = (char)(kz_hex_value(url[i + 1]) * 16 + kz_hex_value(url[i + 2]));
             i += 2;
         } else {
             out[n++] = url[i];

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/fmt.h"
 #include "core/sha256.h"
 #include "router/sigv4.h"
 #include "router/sigv4_int.h"
@@ -80,15 +81,6 @@ static void uri_encode(struct sb *b, const char *s, size_t n, int keep_slash)
     }
 }
 
-/* The value of a hex digit (either case), or -1. */
-static int hexval(char c)
-{
-    static const char digits[] = "0123456789abcdef";
-    char lower = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
-    const char *p = lower ? strchr(digits, lower) : NULL;
-    return p ? (int)(p - digits) : -1;
-}
-
 /* Percent-decodes s[0..n) into a new buffer (*out, *out_len). */
 static kz_status uri_decode(const char *s, size_t n, char **out, size_t *out_len, struct kz_err *err)
 {
@@ -101,8 +93,8 @@ static kz_status uri_decode(const char *s, size_t n, char **out, size_t *out_len
             d[j++] = s[i];
             continue;
         }
-        int hi = i + 2 < n ? hexval(s[i + 1]) : -1;
-        int lo = i + 2 < n ? hexval(s[i + 2]) : -1;
+        int hi = i + 2 < n ? kz_hex_value(s[i + 1]) : -1;
+        int lo = i + 2 < n ? kz_hex_value(s[i + 2]) : -1;
         if (hi < 0 || lo < 0) {
             kz_free(d);
             return kz_err_set(err, KZ_EINVAL, "sigv4: query: bad percent-escape at offset %zu", i);

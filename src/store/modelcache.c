@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "core/alloc.h"
+#include "core/fmt.h"
 
 #define LIST_MAX_ENTRIES 100000
 #define LIST_MAX_DEPTH 16
@@ -35,17 +36,6 @@ static int has_prefix_ci(const char *s, const char *prefix)
             return 0;
     }
     return 1;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 /* Bounded appender: on overflow `over` is set and the text stays truncated,
@@ -197,8 +187,8 @@ static void sb_put_sanitized(struct sbuf *b, const char *s, size_t n, int lower)
 {
     for (size_t i = 0; i < n; i++) {
         int c = (unsigned char)s[i];
-        if (c == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-            c = hexval(s[i + 1]) * 16 + hexval(s[i + 2]);
+        if (c == '%' && i + 2 < n && kz_hex_value(s[i + 1]) >= 0 && kz_hex_value(s[i + 2]) >= 0) {
+            c = kz_hex_value(s[i + 1]) * 16 + kz_hex_value(s[i + 2]);
             i += 2;
         }
         if (lower && c >= 'A' && c <= 'Z')

@@ -85,7 +85,7 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static void fmt_bytes(uint64_t n, char *out, size_t size)
+void kz_pull_fmt_size(uint64_t n, char *out, size_t size)
 {
     static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
     double v = (double)n;
@@ -109,10 +109,10 @@ static void draw_progress(struct xfer *x, int final)
         return;
     x->t_drawn = t;
     char done[32], tot[32], rate[32], eta[32] = "";
-    fmt_bytes(x->have, done, sizeof done);
+    kz_pull_fmt_size(x->have, done, sizeof done);
     double dt = t - x->t_attempt;
     double bps = dt > 0 ? (double)(x->have - x->have_attempt) / dt : 0.0;
-    fmt_bytes((uint64_t)bps, rate, sizeof rate);
+    kz_pull_fmt_size((uint64_t)bps, rate, sizeof rate);
     if (x->total > 0) {
         enum { W = 24 };
         char bar[W + 1];
@@ -123,7 +123,7 @@ static void draw_progress(struct xfer *x, int final)
         for (int i = 0; i < W; i++)
             bar[i] = i < fill ? '=' : (i == fill ? '>' : ' ');
         bar[W] = '\0';
-        fmt_bytes((uint64_t)x->total, tot, sizeof tot);
+        kz_pull_fmt_size((uint64_t)x->total, tot, sizeof tot);
         if (bps > 0 && !final && x->have < (uint64_t)x->total) {
             uint64_t left = (uint64_t)(((double)x->total - (double)x->have) / bps);
             snprintf(eta, sizeof eta, " ETA %" PRIu64 ":%02" PRIu64, left / 60, left % 60);
@@ -271,8 +271,8 @@ static kz_status check_space(struct xfer *x, struct kz_err *err)
     uint64_t avail = (uint64_t)vs.f_bavail * (uint64_t)vs.f_frsize;
     if (avail < need) {
         char a[32], b[32];
-        fmt_bytes(need, a, sizeof a);
-        fmt_bytes(avail, b, sizeof b);
+        kz_pull_fmt_size(need, a, sizeof a);
+        kz_pull_fmt_size(avail, b, sizeof b);
         return kz_err_set(err, KZ_ELIMIT, "not enough disk space for %s: need %s more, %s free", x->part_path, a, b);
     }
     return KZ_OK;
@@ -485,7 +485,7 @@ static kz_status rehash_partial(struct xfer *x, uint64_t size, struct kz_err *er
         return kz_err_set(err, KZ_ENOMEM, "out of memory");
     if (x->progress && size > 0) {
         char s[32];
-        fmt_bytes(size, s, sizeof s);
+        kz_pull_fmt_size(size, s, sizeof s);
         fprintf(stderr, "resuming %s: checking the %s already downloaded\n", x->label, s);
     }
     while (x->have < size) {

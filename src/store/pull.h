@@ -54,6 +54,9 @@ struct kz_pull_result {
     uint64_t resumed_from;            /* bytes reused from a partial file */
 };
 
+/* n bytes for people: "512 B", "1.5 MiB" (binary units, one decimal). */
+void kz_pull_fmt_size(uint64_t n, char *out, size_t size);
+
 /* Downloads `source` into the cache. opts may be NULL (all defaults: no
  * retries, no progress). On KZ_OK *res describes the file (also when it was
  * already cached and opts->force is off). Errors, each with a message that

@@ -2,8 +2,10 @@
  * The printf-free formatters against snprintf itself: edge values, random
  * values of every magnitude, every hex width, copies cut at every size.
  */
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/fmt.h"
@@ -77,6 +79,18 @@ static void hex(void)
     T_EQ_INT(bad, 0);
 }
 
+/* kz_hex_value against strtol on every byte value. */
+static void hex_digits(void)
+{
+    int bad = 0;
+    for (int c = 0; c < 256; c++) {
+        char s[2] = {(char)c, '\0'}, *end;
+        long want = isxdigit(c) ? strtol(s, &end, 16) : -1;
+        bad += kz_hex_value((char)c) != want;
+    }
+    T_EQ_INT(bad, 0);
+}
+
 static void copies(void)
 {
     const char *src = "x-kyozon-provider";
@@ -97,6 +111,7 @@ int main(void)
 {
     t_subtest("integers", integers);
     t_subtest("hex", hex);
+    t_subtest("hex digits", hex_digits);
     t_subtest("copies", copies);
     return t_done();
 }
