@@ -290,6 +290,23 @@ static void *loop(void *arg)
     return NULL;
 }
 
+/* Frees what kz_sched_new made, any part of it (the thread has ended or
+ * never started). */
+static void destroy(struct kz_sched *s)
+{
+    for (int i = 0; s->slots && i < s->cfg.n_parallel; i++)
+        kz_ctx_free(s->slots[i].ctx);
+    kz_free(s->slots);
+    kz_free(s->items);
+    kz_free(s->item_slot);
+    kz_free(s->embd);
+    kz_work_free(s->work);
+    kz_pool_free(s->pool);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    kz_free(s);
+}
+
 kz_status kz_sched_new(const struct kz_model *m, const struct kz_tok *tok, const struct kz_sched_config *cfg,
                        struct kz_sched **out, struct kz_err *err)
 {
@@ -337,17 +354,7 @@ kz_status kz_sched_new(const struct kz_model *m, const struct kz_tok *tok, const
     *out = s;
     return KZ_OK;
 fail:
-    for (int i = 0; s->slots && i < s->cfg.n_parallel; i++)
-        kz_ctx_free(s->slots[i].ctx);
-    kz_free(s->slots);
-    kz_free(s->items);
-    kz_free(s->item_slot);
-    kz_free(s->embd);
-    kz_work_free(s->work);
-    kz_pool_free(s->pool);
-    pthread_mutex_destroy(&s->mu);
-    pthread_cond_destroy(&s->cv);
-    kz_free(s);
+    destroy(s);
     return rc;
 }
 
@@ -360,17 +367,7 @@ void kz_sched_free(struct kz_sched *s)
     pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->thread, NULL);
-    for (int i = 0; i < s->cfg.n_parallel; i++)
-        kz_ctx_free(s->slots[i].ctx);
-    kz_free(s->slots);
-    kz_free(s->items);
-    kz_free(s->item_slot);
-    kz_free(s->embd);
-    kz_work_free(s->work);
-    kz_pool_free(s->pool);
-    pthread_mutex_destroy(&s->mu);
-    pthread_cond_destroy(&s->cv);
-    kz_free(s);
+    destroy(s);
 }
 
 kz_status kz_sched_submit(struct kz_sched *s, const struct kz_sched_job *job, uint64_t *id, struct kz_err *err)
