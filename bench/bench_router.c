@@ -26,6 +26,7 @@
  * URLs must name it (or localhost), sockets connect to INADDR_LOOPBACK.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <glob.h>
 #include <math.h>
 #include <sched.h>
@@ -112,7 +113,8 @@ static void usage(FILE *f)
                "  --together           kyozon and the peer (or ledger) share each run, both at the full rate\n"
                "                       all the time (requests alternate between them)\n"
                "  --pin                the load generator on the first allowed CPU, mockllm, kyozon and the\n"
-               "                       peer (every thread of --peer-pid) on the others; needs 2 CPUs or more\n");
+               "                       peer (every thread of --peer-pid, given its CPUs back at the end) on\n"
+               "                       the others; needs 2 CPUs or more\n");
 }
 
 /* "1000,2000,5000" into o->rates. */
@@ -576,20 +578,43 @@ static int split_cpus(cpu_set_t *load, cpu_set_t *servers)
     return 0;
 }
 
-/* Every thread of process pid onto set; threads it starts later inherit it. */
+/* Every thread of process pid onto set; threads it starts later inherit
+ * it. Passes repeat until one finds every thread already there, so that a
+ * thread started meanwhile by one not yet moved is caught too; a thread
+ * that ends meanwhile (ESRCH) is no error. */
 static int pin_process(pid_t pid, const cpu_set_t *set)
 {
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
-    DIR *d = opendir(path);
-    if (!d)
-        return -1;
-    int n = 0, rc = 0;
-    for (struct dirent *e; (e = readdir(d)) != NULL;)
-        if (e->d_name[0] != '.')
-            rc |= sched_setaffinity((pid_t)atoi(e->d_name), sizeof *set, set), n++;
-    closedir(d);
-    return rc || !n ? -1 : 0;
+    for (int pass = 0; pass < 10; pass++) {
+        DIR *d = opendir(path);
+        if (!d)
+            return -1;
+        int moved = 0, seen = 0, failed = 0;
+        for (struct dirent *e; (e = readdir(d)) != NULL;) {
+            if (e->d_name[0] == '.')
+                continue;
+            pid_t tid = (pid_t)atoi(e->d_name);
+            cpu_set_t now;
+            if (sched_getaffinity(tid, sizeof now, &now) != 0) {
+                failed |= errno != ESRCH;
+                continue;
+            }
+            seen++;
+            if (CPU_EQUAL(&now, set))
+                continue;
+            if (sched_setaffinity(tid, sizeof *set, set) != 0)
+                failed |= errno != ESRCH;
+            else
+                moved++;
+        }
+        closedir(d);
+        if (failed || !seen)
+            return -1;
+        if (!moved)
+            return 0;
+    }
+    return -1;
 }
 
 /* Starts mockllm and kyozon and builds each target's request. The number
@@ -785,9 +810,17 @@ int main(int argc, char **argv)
     /* the servers inherit this thread's CPUs when they are started */
     if (o.pin && sched_setaffinity(0, sizeof server_cpus, &server_cpus) != 0)
         return perror("bench_router: sched_setaffinity"), 2;
+    /* the peer's CPUs as they were, given back at the end */
+    cpu_set_t peer_cpus;
+    int peer_pinned = 0;
+    if (o.pin && o.peer_url && (!o.peer_pid || sched_getaffinity(o.peer_pid, sizeof peer_cpus, &peer_cpus) != 0))
+        return fprintf(stderr, "bench_router: --pin with --peer needs the peer's --peer-pid, to move it too\n"), 2;
     int nt = setup_targets(&o, &mock, &kz, &kz2, t), rc = nt < 0;
-    if (!rc && o.pin && o.peer_pid && pin_process(o.peer_pid, &server_cpus) != 0)
-        rc = 1, fprintf(stderr, "bench_router: could not move the threads of --peer-pid %d\n", o.peer_pid);
+    if (!rc && o.pin && o.peer_url) {
+        peer_pinned = 1;
+        if (pin_process(o.peer_pid, &server_cpus) != 0)
+            rc = 1, fprintf(stderr, "bench_router: could not move the threads of --peer-pid %d\n", o.peer_pid);
+    }
     if (!rc && o.pin && sched_setaffinity(0, sizeof load_cpus, &load_cpus) != 0)
         rc = 1, perror("bench_router: sched_setaffinity");
     if (!rc) {
@@ -806,6 +839,8 @@ int main(int argc, char **argv)
         tnet_stop(&kz2, SIGTERM, 5000);
     if (mock.pid > 0)
         tnet_stop(&mock, SIGTERM, 5000);
+    if (peer_pinned && pin_process(o.peer_pid, &peer_cpus) != 0)
+        fprintf(stderr, "bench_router: could not give the threads of --peer-pid %d their CPUs back\n", o.peer_pid);
     for (int ti = 0; ti < N_TARGETS; ti++)
         kz_free(t[ti].request);
     tidy_files(rc);

@@ -37,12 +37,15 @@ int kz_args(const char *cmd, const char *help, const struct kz_opt *opts, size_t
 #define KZ_ARGS(cmd, help, opts, argc, argv, pos) \
     kz_args(cmd, help, opts, sizeof(opts) / sizeof((opts)[0]), argc, argv, pos)
 
-/* Table entries; the conditional makes the compiler check out's type. */
+/* Table entries. The conditional makes the compiler warn when p has the
+ * wrong type (an error with KZ_WERROR, as in CI). */
 #define KZ_ARG_FLAG(n, p) {.names = (n), .kind = KZ_OPT_FLAG, .out = (1 ? (p) : (int *)0)}
 #define KZ_ARG_TEXT(n, p) {.names = (n), .kind = KZ_OPT_TEXT, .out = (1 ? (p) : (const char **)0)}
 #define KZ_ARG_INT(n, p, min, max) \
     {.names = (n), .kind = KZ_OPT_INT, .out = (1 ? (p) : (long *)0), .lo = (min), .hi = (max)}
 #define KZ_ARG_U64(n, p) {.names = (n), .kind = KZ_OPT_U64, .out = (1 ? (p) : (uint64_t *)0)}
+#define KZ_ARG_U64_GIVEN(n, p, g) \
+    {.names = (n), .kind = KZ_OPT_U64, .out = (1 ? (p) : (uint64_t *)0), .given = (1 ? (g) : (int *)0)}
 #define KZ_ARG_FLOAT(n, p, min, max) \
     {.names = (n), .kind = KZ_OPT_FLOAT, .out = (1 ? (p) : (float *)0), .lo = (min), .hi = (max)}
 

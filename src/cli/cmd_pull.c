@@ -4,7 +4,6 @@
  * parses options and shapes what the user sees.
  */
 #include <jansson.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -46,8 +45,8 @@ int kz_cmd_pull(int argc, char **argv)
 {
     const char *source = NULL;
     struct kz_pull_opts o = {NULL, 0, 0, PULL_RETRIES_DEFAULT, PULL_RETRY_DELAY_MS};
-    const char *sources[2];
-    struct kz_args_pos pos = {sources, 2, 0};
+    const char *sources[64]; /* more than one is an error, said below */
+    struct kz_args_pos pos = {sources, 64, 0};
     long retries = o.retries;
     const struct kz_opt opts[] = {
         KZ_ARG_FLAG("--force", &o.force),

@@ -79,7 +79,7 @@ int kz_cmd_run(int argc, char **argv)
         KZ_ARG_FLOAT("--min-p", &sp.min_p, 0.0, 1.0),
         KZ_ARG_FLOAT("--repeat-penalty", &sp.repeat_penalty, 1e-3, 100.0),
         KZ_ARG_INT("--repeat-last-n", &rl, 0, 1 << 20),
-        {.names = "-s|--seed", .kind = KZ_OPT_U64, .out = &sp.seed, .given = &have_seed},
+        KZ_ARG_U64_GIVEN("-s|--seed", &sp.seed, &have_seed),
         KZ_ARG_INT("-t|--threads", &threads, 1, 1024),
         KZ_ARG_INT("-c|--ctx", &n_ctx, 1, KZ_MODEL_MAX_CTX),
         KZ_ARG_TEXT("--logits-out", &logits_out),

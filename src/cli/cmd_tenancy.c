@@ -304,7 +304,7 @@ int kz_cmd_usage(int argc, char **argv)
     if (r >= 0)
         return r;
     if (o.n_pos) {
-        fprintf(stderr, "kyozon usage: unexpected argument '%s'\n", o.pos[0]);
+        fprintf(stderr, "kyozon usage: unexpected argument '%s' (see kyozon usage --help)\n", o.pos[0]);
         return 2;
     }
     struct kz_ledger *l = open_ledger(&o);

@@ -55,8 +55,8 @@ int kz_cmd_tokenize(int argc, char **argv)
 {
     const char *path = NULL, *text = NULL;
     int no_bos = 0, use_stdin = 0;
-    const char *texts[2];
-    struct kz_args_pos pos = {texts, 2, 0};
+    const char *texts[64]; /* more than one is an error, said below */
+    struct kz_args_pos pos = {texts, 64, 0};
     const struct kz_opt opts[] = {
         KZ_ARG_TEXT("-m|--model", &path),
         KZ_ARG_FLAG("--no-bos", &no_bos),

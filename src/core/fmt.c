@@ -49,14 +49,3 @@ size_t kz_fmt_copy(char *dst, size_t size, const char *src)
     dst[n] = '\0';
     return n;
 }
-
-int kz_hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}

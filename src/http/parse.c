@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/bytescan.h"
+#include "core/fmt.h"
 
 // ---------------------------------------------------------------- bytes
 
@@ -25,20 +26,6 @@ static int is_bad_ctl(unsigned char c)
 }
 
 static int is_ows(unsigned char c) { return c == ' ' || c == '\t'; }
-
-static int is_hex(unsigned char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-static unsigned hex_val(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return (unsigned)(c - '0');
-    if (c >= 'a' && c <= 'f')
-        return (unsigned)(c - 'a' + 10);
-    return (unsigned)(c - 'A' + 10);
-}
 
 static unsigned char lower(unsigned char c)
 {
@@ -509,20 +496,20 @@ long kz_http_chunked_step(struct kz_http_chunked *d, const char *buf, size_t len
         unsigned char c = b[i];
         switch (d->state) {
         case CH_SIZE_START:
-            if (!is_hex(c))
+            if (kz_hex_value((char)c) < 0)
                 goto bad;
-            d->remaining = hex_val(c);
+            d->remaining = (uint64_t)kz_hex_value((char)c);
             d->n_digits = d->remaining ? 1 : 0;
             d->line_bytes = 0;
             d->state = CH_SIZE;
             break;
         case CH_SIZE:
-            if (is_hex(c)) {
+            if (kz_hex_value((char)c) >= 0) {
                 if (d->remaining || c != '0')
                     d->n_digits++;
                 if (d->n_digits > 15) /* 60 bits: far above any body limit */
                     goto bad;
-                d->remaining = (d->remaining << 4) | hex_val(c);
+                d->remaining = (d->remaining << 4) | (uint64_t)kz_hex_value((char)c);
             } else if (c == ';') {
                 d->state = CH_EXT_PRE_NAME;
             } else if (is_ows(c)) {

@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "core/alloc.h"
+#include "core/fmt.h"
 
 #define MAX_HEAD (64u << 10)
 
@@ -210,9 +211,7 @@ static enum kz_h1_rc chunk_size(struct kz_h1_resp *p, const char *l, size_t n)
     uint64_t x = 0;
     size_t i = 0;
     for (; i < n; i++) {
-        char ch = l[i];
-        int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
-              : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+        int d = kz_hex_value(l[i]);
         if (d < 0)
             break;
         if (x >> 56)

@@ -564,6 +564,22 @@ static void commands(void)
     fs_stop(&s);
 }
 
+/* Sizes for people at each unit's edges. */
+static void sizes(void)
+{
+    static const struct {
+        uint64_t n;
+        const char *want;
+    } cases[] = {{0, "0 B"}, {1023, "1023 B"}, {1024, "1.0 KiB"}, {1536, "1.5 KiB"},
+                 {(1u << 20) - 1, "1024.0 KiB"}, {5u << 20, "5.0 MiB"}, {(uint64_t)3 << 30, "3.0 GiB"},
+                 {(uint64_t)1 << 40, "1.0 TiB"}, {(uint64_t)1 << 50, "1024.0 TiB"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char got[32];
+        kz_pull_fmt_size(cases[i].n, got, sizeof got);
+        T_EQ_STR(got, cases[i].want);
+    }
+}
+
 int main(void)
 {
     /* loopback only, and never through a proxy from the environment */
@@ -573,6 +589,7 @@ int main(void)
     unsetenv("HF_TOKEN");
     unsetenv("HF_ENDPOINT");
     make_body();
+    t_subtest("sizes", sizes);
     t_subtest("hf: full download, verified", hf_full);
     t_subtest("token stays with the endpoint", token_not_forwarded);
     t_subtest("resume after a dropped connection", resume);

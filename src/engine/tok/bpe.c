@@ -37,7 +37,7 @@ static kz_status merge_word(const struct kz_tok *t, struct work *w, struct tok_i
         if (id >= 0)
             return kz_tok__push(out, id);
     }
-    rc = merge(&w->m, p, len, rank_key, t, &n);
+    rc = tok_merge(&w->m, p, len, rank_key, t, &n);
     for (size_t i = 0; i < n && !rc; i++) {
         const struct tok_sym *s = &w->m.sym[i];
         if (!s->n)
@@ -84,7 +84,7 @@ kz_status kz_tok__bpe(const struct kz_tok *t, const char *text, size_t len, stru
         start = end;
     }
     kz_free(w.word.p);
-    merger_free(&w.m);
+    tok_merger_free(&w.m);
     kz_free(lens.p);
     kz_free(cps);
     return rc;

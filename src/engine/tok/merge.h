@@ -36,7 +36,7 @@ struct tok_pair {
 };
 
 /* Scratch that one caller may keep across calls: zero to start,
- * merger_free at the end. */
+ * tok_merger_free at the end. */
 struct tok_merger {
     struct tok_sym *sym;
     size_t sym_cap;
@@ -45,12 +45,12 @@ struct tok_merger {
 };
 
 /* a comes out of the heap before b: smaller key, then the leftmost */
-static int before(const struct tok_pair *a, const struct tok_pair *b)
+static inline int tok_pair_before(const struct tok_pair *a, const struct tok_pair *b)
 {
     return a->key < b->key || (a->key == b->key && a->left < b->left);
 }
 
-static kz_status heap_push(struct tok_merger *m, struct tok_pair v)
+static inline kz_status tok_pair_push(struct tok_merger *m, struct tok_pair v)
 {
     if (m->heap_n == m->heap_cap) {
         size_t cap = m->heap_cap ? m->heap_cap * 2 : 64;
@@ -61,7 +61,7 @@ static kz_status heap_push(struct tok_merger *m, struct tok_pair v)
         m->heap_cap = cap;
     }
     size_t i = m->heap_n++;
-    while (i > 0 && before(&v, &m->heap[(i - 1) / 2])) {
+    while (i > 0 && tok_pair_before(&v, &m->heap[(i - 1) / 2])) {
         m->heap[i] = m->heap[(i - 1) / 2];
         i = (i - 1) / 2;
     }
@@ -69,7 +69,7 @@ static kz_status heap_push(struct tok_merger *m, struct tok_pair v)
     return KZ_OK;
 }
 
-static struct tok_pair heap_pop(struct tok_merger *m)
+static inline struct tok_pair tok_pair_pop(struct tok_merger *m)
 {
     struct tok_pair *h = m->heap, top = h[0], last = h[--m->heap_n];
     size_t i = 0, n = m->heap_n;
@@ -77,9 +77,9 @@ static struct tok_pair heap_pop(struct tok_merger *m)
         size_t c = 2 * i + 1;
         if (c >= n)
             break;
-        if (c + 1 < n && before(&h[c + 1], &h[c]))
+        if (c + 1 < n && tok_pair_before(&h[c + 1], &h[c]))
             c++;
-        if (!before(&h[c], &last))
+        if (!tok_pair_before(&h[c], &last))
             break;
         h[i] = h[c];
         i = c;
@@ -90,21 +90,21 @@ static struct tok_pair heap_pop(struct tok_merger *m)
 }
 
 /* Queues l+r when both exist and the caller's key says they merge. */
-static kz_status offer(struct tok_merger *m, const char *text, int32_t l, int32_t r, tok_pair_key key,
-                      const void *ctx)
+static inline kz_status tok_pair_offer(struct tok_merger *m, const char *text, int32_t l, int32_t r,
+                                       tok_pair_key key, const void *ctx)
 {
     int32_t k;
     if (l < 0 || r < 0 || key(ctx, text, m->sym, l, r, &k) != 0)
         return KZ_OK;
-    return heap_push(m, (struct tok_pair){k, l, r, m->sym[l].n + m->sym[r].n});
+    return tok_pair_push(m, (struct tok_pair){k, l, r, m->sym[l].n + m->sym[r].n});
 }
 
 /* Splits text[0..len) into UTF-8 characters (a sequence cut short at the
  * end is one symbol) and merges the adjacent pair with the smallest key,
  * ties to the leftmost, until no pair merges. On KZ_OK m->sym[0..*n_out)
  * hold the symbols; the live ones (n > 0) form the chain from 0. */
-static kz_status merge(struct tok_merger *m, const char *text, size_t len, tok_pair_key key, const void *ctx,
-                       size_t *n_out)
+static inline kz_status tok_merge(struct tok_merger *m, const char *text, size_t len, tok_pair_key key,
+                                  const void *ctx, size_t *n_out)
 {
     size_t n = 0;
     kz_status rc = KZ_OK;
@@ -126,9 +126,9 @@ static kz_status merge(struct tok_merger *m, const char *text, size_t len, tok_p
     }
     m->heap_n = 0;
     for (size_t i = 1; i < n && !rc; i++)
-        rc = offer(m, text, (int32_t)i - 1, (int32_t)i, key, ctx);
+        rc = tok_pair_offer(m, text, (int32_t)i - 1, (int32_t)i, key, ctx);
     while (m->heap_n && !rc) {
-        struct tok_pair p = heap_pop(m);
+        struct tok_pair p = tok_pair_pop(m);
         struct tok_sym *l = &s[p.left], *r = &s[p.right];
         if (l->n == 0 || r->n == 0 || l->n + r->n != p.size)
             continue; /* stale: a side was merged elsewhere meanwhile */
@@ -137,15 +137,15 @@ static kz_status merge(struct tok_merger *m, const char *text, size_t len, tok_p
         l->next = r->next;
         if (r->next >= 0)
             s[r->next].prev = p.left;
-        rc = offer(m, text, l->prev, p.left, key, ctx);
+        rc = tok_pair_offer(m, text, l->prev, p.left, key, ctx);
         if (!rc)
-            rc = offer(m, text, p.left, l->next, key, ctx);
+            rc = tok_pair_offer(m, text, p.left, l->next, key, ctx);
     }
     *n_out = n;
     return rc;
 }
 
-static void merger_free(struct tok_merger *m)
+static inline void tok_merger_free(struct tok_merger *m)
 {
     kz_free(m->sym);
     kz_free(m->heap);

@@ -40,12 +40,12 @@ kz_status kz_tok__spm(const struct kz_tok *t, const char *text, size_t len, stru
     size_t n = 0;
     if (len == 0)
         return KZ_OK;
-    kz_status rc = merge(&m, text, len, score_key, t, &n);
+    kz_status rc = tok_merge(&m, text, len, score_key, t, &n);
     for (int32_t i = 0; i != -1 && !rc; i = m.sym[i].next) {
         const struct tok_sym *s = &m.sym[i];
         int32_t id = kz_tok__lookup(t, text + s->off, s->n);
         rc = id >= 0 ? kz_tok__push(out, id) : emit_bytes(t, text + s->off, s->n, out);
     }
-    merger_free(&m);
+    tok_merger_free(&m);
     return rc;
 }
