@@ -25,7 +25,8 @@ static const char usage[] =
     "  template  render a chat template for a conversation\n"
     "  synth     write a synthetic model with random weights (tests, benchmarks)\n"
     "\n"
-    "Run 'kyozon COMMAND --help' for the options of a command.\n";
+    "Run 'kyozon COMMAND --help' for the options of a command. After '--' no\n"
+    "argument is read as an option: kyozon tokenize -m FILE -- --text\n";
 
 int main(int argc, char **argv)
 {
