@@ -494,22 +494,23 @@ long kz_http_chunked_step(struct kz_http_chunked *d, const char *buf, size_t len
         len = (size_t)LONG_MAX;
     while (i < len) {
         unsigned char c = b[i];
+        int hex;
         switch (d->state) {
         case CH_SIZE_START:
-            if (kz_hex_value((char)c) < 0)
+            if ((hex = kz_hex_value((char)c)) < 0)
                 goto bad;
-            d->remaining = (uint64_t)kz_hex_value((char)c);
+            d->remaining = (uint64_t)hex;
             d->n_digits = d->remaining ? 1 : 0;
             d->line_bytes = 0;
             d->state = CH_SIZE;
             break;
         case CH_SIZE:
-            if (kz_hex_value((char)c) >= 0) {
+            if ((hex = kz_hex_value((char)c)) >= 0) {
                 if (d->remaining || c != '0')
                     d->n_digits++;
                 if (d->n_digits > 15) /* 60 bits: far above any body limit */
                     goto bad;
-                d->remaining = (d->remaining << 4) | (uint64_t)kz_hex_value((char)c);
+                d->remaining = (d->remaining << 4) | (uint64_t)hex;
             } else if (c == ';') {
                 d->state = CH_EXT_PRE_NAME;
             } else if (is_ows(c)) {
