@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "t.h"
 
+#include <ftw.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,8 +56,22 @@ void t_skip(int n, const char *why)
         n_fail += n;
 }
 
+static char tmp_dir[256]; /* t_tmpdir's, once made */
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    remove(path);
+    return 0; /* best effort: go on past what cannot be removed */
+}
+
 int t_done(void)
 {
+    /* a passing program leaves nothing behind; a failing one keeps its files to look at */
+    if (tmp_dir[0] && n_fail == 0)
+        nftw(tmp_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    else if (tmp_dir[0])
+        printf("# files of this run kept in %s\n", tmp_dir);
     if (n_skip)
         printf("%d passed, %d failed, %d skipped\n", n_pass, n_fail, n_skip);
     else
@@ -89,16 +104,15 @@ const char *t_src_path(const char *rel)
 
 const char *t_tmpdir(void)
 {
-    static char dir[256];
-    if (!dir[0]) {
+    if (!tmp_dir[0]) {
         const char *base = getenv("TMPDIR");
-        snprintf(dir, sizeof dir, "%s/kztest.XXXXXX", base ? base : "/tmp");
-        if (!mkdtemp(dir)) {
+        snprintf(tmp_dir, sizeof tmp_dir, "%s/kztest.XXXXXX", base ? base : "/tmp");
+        if (!mkdtemp(tmp_dir)) {
             perror("mkdtemp");
             exit(2);
         }
     }
-    return dir;
+    return tmp_dir;
 }
 
 char *t_read_file(const char *path, size_t *len)

@@ -32,7 +32,8 @@ int t_failures(void);
 const char *t_data_path(const char *rel);
 /* Path of `rel` inside the source tree (KZ_SRC_DIR), static buffer. */
 const char *t_src_path(const char *rel);
-/* A fresh temporary directory for this program (created once). */
+/* A fresh temporary directory for this program (created once); t_done
+ * removes it when nothing failed. */
 const char *t_tmpdir(void);
 /* Reads a whole file into a new buffer (kz_free); NULL on error. */
 char *t_read_file(const char *path, size_t *len /* out, may be NULL */);
