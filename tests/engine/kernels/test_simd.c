@@ -361,10 +361,11 @@ static void gemm_rows(void)
         for (int ti = 0; ti < N_WTYPES; ti++) {
             uint32_t t = wtypes[ti];
             int blck = blck_of(t);
-            /* 1, 2, 3 blocks and a large row (K-quants: 19 super-blocks, four
+            /* 1, 2, 3 and 6 blocks (Q4_0 decode: one four-block step and a
+             * pair left over) and a large row (K-quants: 19 super-blocks, four
              * of the 4-super-block panels of the many-token tile and a part
              * of 3); float types get odd lengths */
-            int sizes[5] = {blck, 2 * blck, 3 * blck, blck == 256 ? 19 * 256 : 2048 + 32, 0};
+            int sizes[5] = {blck, 2 * blck, 3 * blck, blck == 256 ? 19 * 256 : 2048 + 32, 6 * blck};
             if (blck == 1) {
                 sizes[0] = 1, sizes[1] = 7, sizes[2] = 17, sizes[3] = 2051, sizes[4] = 64;
             }

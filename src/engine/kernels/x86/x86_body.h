@@ -1595,8 +1595,15 @@ static void dec_prep(const unsigned char *act, int64_t nb, struct dec_pair *p)
     }
 }
 
-KZ_INLINE __m512 dec_step(const struct kz_block_q4_0 *b, const struct dec_pair *p, __m512i idx, __m512i nib,
-                          __m512 acc)
+/* the weight scales of two pairs of blocks, d0 d1 d2 d3, converted in one step for both pairs */
+KZ_INLINE __m512 dec_scales4(const struct kz_block_q4_0 *b)
+{
+    uint64_t hh = (uint64_t)b[0].d | (uint64_t)b[1].d << 16 | (uint64_t)b[2].d << 32 | (uint64_t)b[3].d << 48;
+    return _mm512_castps128_ps512(_mm_cvtph_ps(_mm_cvtsi64_si128((long long)hh)));
+}
+
+/* dw: the pair's two weight scales, each over its block's 8 lanes */
+KZ_INLINE __m512 dec_step(const struct kz_block_q4_0 *b, const struct dec_pair *p, __m512 dw, __m512i nib, __m512 acc)
 {
     /* lanes qs0 qs0 qs1 qs1: two broadcast loads (load ports only) and a
      * blend, where an insert and a lane shuffle took the shuffle port twice
@@ -1608,8 +1615,6 @@ KZ_INLINE __m512 dec_step(const struct kz_block_q4_0 *b, const struct dec_pair *
      * the prepared bias and scale of those lanes allow for */
     __m512i u = _mm512_and_si512(y, nib);
     __m512i dot = _mm512_dpbusd_epi32(_mm512_load_si512(p->bias), u, _mm512_load_si512(p->qs));
-    uint32_t hh = (uint32_t)b[0].d | (uint32_t)b[1].d << 16;
-    __m512 dw = _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(_mm_cvtph_ps(_mm_cvtsi32_si128((int)hh))));
     return _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_load_ps(p->da)), _mm512_cvtepi32_ps(dot), acc);
 }
 
@@ -1618,7 +1623,9 @@ static void dec_rows_q4_0(const void *w, int64_t cols, const unsigned char *act,
     int64_t nb = cols / 32, np = nb / 2;
     _Alignas(64) struct dec_pair p[KZ_DEC_PAIRS];
     dec_prep(act, nb, p);
-    const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    /* d0 (d2) over lanes 0..7, d1 (d3) over lanes 8..15 */
+    const __m512i idx01 = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i idx23 = _mm512_add_epi32(idx01, _mm512_set1_epi32(2));
     /* byte masks: 0x0F in 128-bit lanes 0 and 2 (low nibbles), 0xF0 in 1 and 3 (high, in place) */
     const __m512i nib = _mm512_mask_blend_epi64(0xCC, _mm512_set1_epi8(0x0F), _mm512_set1_epi8((char)0xF0));
     size_t wrow = kz_dtype_row_size(KZ_DT_Q4_0, cols);
@@ -1628,11 +1635,15 @@ static void dec_rows_q4_0(const void *w, int64_t cols, const unsigned char *act,
         int64_t k = 0;
         for (; k + 1 < np; k += 2) { /* two FMA chains */
             pf_ahead(b + 2 * k, 64); /* 72 bytes a step: the first line is enough, the L2 one catches the rest */
-            acc0 = dec_step(b + 2 * k, &p[k], idx, nib, acc0);
-            acc1 = dec_step(b + 2 * k + 2, &p[k + 1], idx, nib, acc1);
+            __m512 d4 = dec_scales4(b + 2 * k);
+            acc0 = dec_step(b + 2 * k, &p[k], _mm512_permutexvar_ps(idx01, d4), nib, acc0);
+            acc1 = dec_step(b + 2 * k + 2, &p[k + 1], _mm512_permutexvar_ps(idx23, d4), nib, acc1);
         }
-        if (k < np)
-            acc0 = dec_step(b + 2 * k, &p[k], idx, nib, acc0);
+        if (k < np) {
+            uint32_t hh = (uint32_t)b[2 * k].d | (uint32_t)b[2 * k + 1].d << 16;
+            __m512 d2 = _mm512_castps128_ps512(_mm_cvtph_ps(_mm_cvtsi32_si128((int)hh)));
+            acc0 = dec_step(b + 2 * k, &p[k], _mm512_permutexvar_ps(idx01, d2), nib, acc0);
+        }
         float sum = kv_hsum(_mm512_add_ps(acc0, acc1));
         if (nb % 2) { /* the last block alone, on ymm */
             const struct kz_block_q4_0 *lb = b + nb - 1;
