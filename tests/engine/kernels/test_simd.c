@@ -362,16 +362,17 @@ static void gemm_rows(void)
             uint32_t t = wtypes[ti];
             int blck = blck_of(t);
             /* 1, 2, 3 and 6 blocks (Q4_0 decode: one four-block step and a
-             * pair left over) and a large row (K-quants: 19 super-blocks, four
-             * of the 4-super-block panels of the many-token tile and a part
-             * of 3); float types get odd lengths */
-            int sizes[5] = {blck, 2 * blck, 3 * blck, blck == 256 ? 19 * 256 : 2048 + 32, 6 * blck};
+             * pair left over), 16 blocks (Q4_0 decode: two eight-block steps)
+             * and a large row (K-quants: 19 super-blocks, four of the
+             * 4-super-block panels of the many-token tile and a part of 3);
+             * float types get odd lengths */
+            int sizes[6] = {blck, 2 * blck, 3 * blck, blck == 256 ? 19 * 256 : 2048 + 32, 6 * blck, 16 * blck};
             if (blck == 1) {
-                sizes[0] = 1, sizes[1] = 7, sizes[2] = 17, sizes[3] = 2051, sizes[4] = 64;
+                sizes[0] = 1, sizes[1] = 7, sizes[2] = 17, sizes[3] = 2051, sizes[4] = 64, sizes[5] = 0;
             }
             int bad = 0, cases = 0;
             double worst = 0;
-            for (int si = 0; si < 5 && sizes[si]; si++)
+            for (int si = 0; si < 6 && sizes[si]; si++)
                 for (int wm = 0; wm < W_COUNT; wm++)
                     for (int am = 0; am < A_COUNT; am++) {
                         if (is_float_type(t) && am == A_HUGE && wm == W_MAX_CODES)
