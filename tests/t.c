@@ -57,6 +57,7 @@ void t_skip(int n, const char *why)
 }
 
 static char tmp_dir[256]; /* t_tmpdir's, once made */
+static pid_t tmp_owner; /* the process that made it: a forked child calling t_done leaves it */
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -68,9 +69,10 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 int t_done(void)
 {
     /* a passing program leaves nothing behind; a failing one keeps its files to look at */
-    if (tmp_dir[0] && n_fail == 0)
+    int owner = tmp_dir[0] && getpid() == tmp_owner;
+    if (owner && n_fail == 0)
         nftw(tmp_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    else if (tmp_dir[0])
+    else if (owner)
         printf("# files of this run kept in %s\n", tmp_dir);
     if (n_skip)
         printf("%d passed, %d failed, %d skipped\n", n_pass, n_fail, n_skip);
@@ -111,6 +113,7 @@ const char *t_tmpdir(void)
             perror("mkdtemp");
             exit(2);
         }
+        tmp_owner = getpid();
     }
     return tmp_dir;
 }

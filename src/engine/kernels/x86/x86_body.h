@@ -1670,9 +1670,11 @@ static void dec_rows_q4_0(const void *w, int64_t cols, const unsigned char *act,
  * their low and high nibbles go through four vpdpbusd against an activation
  * laid out to match, and only then is the sum converted, once, and weighted
  * by the eight blocks' scales (gathered by one more permute). That is about
- * 20 micro-ops on the two 512-bit ports per 256 weights, where the pair step
- * takes 34. A block is 18 bytes (scale, then codes), so every run starts at
- * an even byte and word permutes (AVX-512BW) suffice. */
+ * 23 micro-ops on the two ports that take 512-bit work per 256 weights
+ * (a two-table word permute counts as two on an Intel Xeon), where the pair
+ * step takes 34; in cache it reads 1.36x the bytes per second. A block is
+ * 18 bytes (scale, then codes), so every run starts at an even byte and
+ * word permutes (AVX-512BW) suffice; byte permutes (VBMI) were no faster. */
 struct dec_grp {
     int8_t a[4][64]; /* against the low nibbles of bytes 0..7, their high ones, then the same for bytes 8..15 */
     int32_t bias[16]; /* -8 * sum(a) of block j in lane 2j (the codes are taken unsigned, q - 8 meant) */
