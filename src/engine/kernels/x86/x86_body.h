@@ -647,9 +647,10 @@ KZ_INLINE void q6k_tile(int64_t n, const void *w, const unsigned char *act, size
 #define KZ_TR_ROWS 16
 #define KZ_TR_TOK 16 /* tokens per tile: one accumulator each */
 /* Fewest tokens that take this path: one for Q4_0 (its unpacking is then
- * still cheaper than the one-row tile's; but a single token with rows of up
- * to 16352 elements goes to dec_rows_q4_0 first), two for Q8_0 (the one-row
- * tile streams a single token faster). */
+ * still cheaper than the one-row tile's; but a single token goes to
+ * dec_rows_q4_0_grp first for rows of a multiple of 256 up to 16384
+ * elements, and to dec_rows_q4_0 for other rows up to 16352), two for Q8_0
+ * (the one-row tile streams a single token faster). */
 #define KZ_TR_MIN_TOK(wtype) ((wtype) == KZ_DT_Q4_0 ? 1 : 2)
 
 /* ds[t * nb + i] = scale of block i of token t, bs[...] = -B * sum of its codes */
@@ -1666,7 +1667,8 @@ static void dec_rows_q4_0(const void *w, int64_t cols, const unsigned char *act,
  * The pair step above converts and scales its products every two blocks.
  * Here each block keeps two int32 lanes for the whole step: the eight
  * blocks' 16-byte code runs are gathered from three loads by word permutes
- * into two vectors (lanes 2j and 2j+1: bytes 0..7, then 8..15, of block j),
+ * into two vectors (qword j, lanes 2j and 2j+1: block j's code bytes 0..7
+ * in the first vector, 8..15 in the second),
  * their low and high nibbles go through four vpdpbusd against an activation
  * laid out to match, and only then is the sum converted, once, and weighted
  * by the eight blocks' scales (gathered by one more permute). That is about
@@ -1677,7 +1679,7 @@ static void dec_rows_q4_0(const void *w, int64_t cols, const unsigned char *act,
  * word permutes (AVX-512BW) suffice; byte permutes (VBMI) were no faster. */
 struct dec_grp {
     int8_t a[4][64]; /* against the low nibbles of bytes 0..7, their high ones, then the same for bytes 8..15 */
-    int32_t bias[16]; /* -8 * sum(a) of block j in lane 2j (the codes are taken unsigned, q - 8 meant) */
+    int32_t bias[16]; /* -8 * sum(a) of block j, split over lanes 2j and 2j+1 (the codes are taken unsigned) */
     float da[16]; /* block j's activation scale in lanes 2j and 2j+1 */
 };
 enum { KZ_DEC_GRP_COLS = 16384 }; /* rows of up to 16384 elements (64 steps: 24 KiB of layout) */
@@ -1693,11 +1695,20 @@ static void dec_grp_prep(const unsigned char *act, int64_t nb, struct dec_grp *g
         memcpy(gg->a[1] + 8 * j, a[i].qs + 16, 8);
         memcpy(gg->a[2] + 8 * j, a[i].qs + 8, 8);
         memcpy(gg->a[3] + 8 * j, a[i].qs + 24, 8);
-        int32_t sum = 0;
-        for (int k = 0; k < 32; k++)
-            sum += a[i].qs[k];
-        gg->bias[2 * j] = -8 * sum;
-        gg->bias[2 * j + 1] = 0;
+        /* each lane's own share of -8 * sum(a), so it ends as the exact
+         * sum of (q - 8) * a over its 16 products: lane 2j takes bytes 0..3
+         * and 8..11 (elements 0..3, 16..19, 8..11, 24..27), lane 2j + 1 the
+         * rest. (All of it in lane 2j would leave two large lanes that
+         * cancel only after the conversion to float.) */
+        int32_t s0 = 0, s1 = 0;
+        for (int k = 0; k < 32; k++) {
+            if (k % 8 < 4)
+                s0 += a[i].qs[k];
+            else
+                s1 += a[i].qs[k];
+        }
+        gg->bias[2 * j] = -8 * s0;
+        gg->bias[2 * j + 1] = -8 * s1;
         gg->da[2 * j] = gg->da[2 * j + 1] = h2f(a[i].d);
     }
 }
