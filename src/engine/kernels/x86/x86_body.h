@@ -1784,7 +1784,11 @@ static void dec_prep_q8_k(const unsigned char *act, int64_t nb, int8_t *qs)
             memcpy(qs + KZ_QK_K * i + 32 * j, a[i].qs + 32 * order[j], 32);
 }
 
-static void dec_rows_q4_k(const void *w, int64_t cols, const unsigned char *act, float *out, int64_t r0, int64_t r1)
+/* Q4_K and (five) Q5_K: the same head and layout, Q5_K with a fifth bit per
+ * code in qh (bit 2r of qh[l] for the low nibble of byte l of run r, bit
+ * 2r + 1 for the high one), set by a byte test and a masked add */
+KZ_INLINE void dec_rows_k45(const void *w, int64_t cols, const unsigned char *act, float *out, int64_t r0, int64_t r1,
+                            const int five)
 {
     int64_t nb = cols / KZ_QK_K;
     _Alignas(64) int8_t qs[KZ_DEC_K_COLS];
@@ -1798,13 +1802,20 @@ static void dec_rows_q4_k(const void *w, int64_t cols, const unsigned char *act,
         idx_hi[k] = _mm512_mask_blend_epi16(0xFFFF0000u, _mm512_set1_epi16((short)(4 * k + 1)),
                                             _mm512_set1_epi16((short)(4 * k + 3)));
     }
-    size_t wrow = kz_dtype_row_size(KZ_DT_Q4_K, cols);
+    size_t wrow = kz_dtype_row_size(five ? KZ_DT_Q5_K : KZ_DT_Q4_K, cols);
+    const size_t bsz = five ? sizeof(struct kz_block_q5_k) : sizeof(struct kz_block_q4_k);
+    const __m512i bit16 = _mm512_set1_epi8(16);
     for (int64_t r = r0; r < r1; r++) {
-        const struct kz_block_q4_k *b = (const struct kz_block_q4_k *)((const unsigned char *)w + (size_t)r * wrow);
+        const unsigned char *row = (const unsigned char *)w + (size_t)r * wrow;
         __m512 acc = _mm512_setzero_ps();
         __m256 accm = _mm256_setzero_ps();
-        for (int64_t i = 0; i < nb; i++, b++) {
-            pf_ahead(b, (int)sizeof *b);
+        for (int64_t i = 0; i < nb; i++) {
+            const unsigned char *b = row + (size_t)i * bsz;
+            const uint8_t *qsw = five ? ((const struct kz_block_q5_k *)b)->qs : ((const struct kz_block_q4_k *)b)->qs;
+            __m512i qh2 = _mm512_setzero_si512();
+            if (five) /* qh in both halves: bytes 0..31 go with run 2k, 32..63 with run 2k + 1 */
+                qh2 = _mm512_broadcast_i64x4(load256(((const struct kz_block_q5_k *)b)->qh));
+            pf_ahead(b, (int)bsz);
             __m128i sc8, m8;
             __m128 dd;
             q4k_scales(b, &sc8, &m8, &dd);
@@ -1812,8 +1823,14 @@ static void dec_rows_q4_k(const void *w, int64_t cols, const unsigned char *act,
             const int8_t *aq = qs + KZ_QK_K * i;
             __m512i sumi = _mm512_setzero_si512();
             for (int k = 0; k < 2; k++) {
-                __m512i x = _mm512_loadu_si512(b->qs + 64 * k);
+                __m512i x = _mm512_loadu_si512(qsw + 64 * k);
                 __m512i lo = _mm512_and_si512(x, low4), hi = _mm512_and_si512(_mm512_srli_epi16(x, 4), low4);
+                if (five) { /* bits 4k, 4k + 2 (low nibbles of runs 2k, 2k + 1) and 4k + 1, 4k + 3 (high) */
+                    const __m512i blo = _mm512_mask_blend_epi64(0xF0, _mm512_set1_epi8((char)(1 << (4 * k))),
+                                                                _mm512_set1_epi8((char)(1 << (4 * k + 2))));
+                    lo = _mm512_mask_add_epi8(lo, _mm512_test_epi8_mask(qh2, blo), lo, bit16);
+                    hi = _mm512_mask_add_epi8(hi, _mm512_test_epi8_mask(qh2, _mm512_add_epi8(blo, blo)), hi, bit16);
+                }
                 __m512i plo = _mm512_maddubs_epi16(lo, _mm512_load_si512(aq + 128 * k));
                 __m512i phi = _mm512_maddubs_epi16(hi, _mm512_load_si512(aq + 128 * k + 64));
                 /* weighted by the sub-block scales and summed in one step (VNNI) */
@@ -1828,6 +1845,16 @@ static void dec_rows_q4_k(const void *w, int64_t cols, const unsigned char *act,
         }
         out[r] = kv_hsum(acc) + hsum_ps(accm);
     }
+}
+
+static void dec_rows_q4_k(const void *w, int64_t cols, const unsigned char *act, float *out, int64_t r0, int64_t r1)
+{
+    dec_rows_k45(w, cols, act, out, r0, r1, 0);
+}
+
+static void dec_rows_q5_k(const void *w, int64_t cols, const unsigned char *act, float *out, int64_t r0, int64_t r1)
+{
+    dec_rows_k45(w, cols, act, out, r0, r1, 1);
 }
 #endif
 
@@ -1917,6 +1944,10 @@ static void x_gemm_rows(uint32_t wtype, const void *w, int64_t cols, const void 
     }
     if (n_tok == 1 && wtype == KZ_DT_Q4_K && cols <= KZ_DEC_K_COLS) {
         dec_rows_q4_k(w, cols, act, out, r0, r1);
+        return;
+    }
+    if (n_tok == 1 && wtype == KZ_DT_Q5_K && cols <= KZ_DEC_K_COLS) {
+        dec_rows_q5_k(w, cols, act, out, r0, r1);
         return;
     }
 #endif
