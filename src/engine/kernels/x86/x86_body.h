@@ -1761,7 +1761,7 @@ static void dec_rows_q4_0_grp(const void *w, int64_t cols, const unsigned char *
 #endif
 
 #ifdef KZ_X86_ZMM
-/* Decode (one token) with Q4_K weights, 128 elements per step on zmm.
+/* Decode (one token) with Q4_K (and Q5_K) weights, 128 elements per step on zmm.
  *
  * A 64-byte run of a super-block's codes holds four sub-blocks of 32: its
  * low nibbles are sub-blocks 4k and 4k+2, its high nibbles 4k+1 and 4k+3.
