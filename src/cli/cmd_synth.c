@@ -16,7 +16,7 @@ static const char help[] =
     "Options:\n"
     "  -o, --output FILE   file to write (written atomically)\n"
     "      --shape NAME    tiny (a few MB), small (125M), tinyllama-1.1b, llama-3b\n"
-    "      --type TYPE     f32 f16 bf16 q8_0 q4_0 q4_k q6_k q4_k_m\n"
+    "      --type TYPE     f32 f16 bf16 q8_0 q4_0 q4_k q5_k q6_k q4_k_m\n"
     "      --arch ARCH     llama (default) or qwen2 (adds q/k/v biases)\n"
     "      --seed N        random seed (default 0)\n"
     "      --vocab FILE    copy the tokenizer from this GGUF (default: a generated\n"

@@ -233,12 +233,13 @@ kz_status kz_synth_write(const struct kz_synth_opts *o, struct kz_err *err)
         return kz_err_set(err, KZ_EINVAL, "unknown shape '%s' (tiny, small, tinyllama-1.1b, llama-3b)", o->shape);
     int mix = strcmp(o->type, "q4_k_m") == 0 || strcmp(o->type, "Q4_K_M") == 0;
     int dt = mix ? KZ_DT_Q4_K : kz_dtype_from_name(o->type);
-    static const int allowed[] = {KZ_DT_F32, KZ_DT_F16, KZ_DT_BF16, KZ_DT_Q8_0, KZ_DT_Q4_0, KZ_DT_Q4_K, KZ_DT_Q6_K};
+    static const int allowed[] = {KZ_DT_F32, KZ_DT_F16, KZ_DT_BF16, KZ_DT_Q8_0, KZ_DT_Q4_0,
+                                  KZ_DT_Q4_K, KZ_DT_Q5_K, KZ_DT_Q6_K};
     int ok = 0;
     for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++)
         ok |= dt == allowed[i];
     if (!ok)
-        return kz_err_set(err, KZ_EINVAL, "unknown weight type '%s' (f32 f16 bf16 q8_0 q4_0 q4_k q6_k q4_k_m)", o->type);
+        return kz_err_set(err, KZ_EINVAL, "unknown weight type '%s' (f32 f16 bf16 q8_0 q4_0 q4_k q5_k q6_k q4_k_m)", o->type);
     const char *arch = o->arch ? o->arch : "llama";
     if (strcmp(arch, "llama") && strcmp(arch, "qwen2"))
         return kz_err_set(err, KZ_EINVAL, "unknown architecture '%s' (llama, qwen2)", arch);

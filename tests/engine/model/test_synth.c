@@ -56,7 +56,7 @@ static double rel_diff(const float *a, const float *b, int n)
 
 static void every_type(void)
 {
-    static const char *types[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q6_k", "q4_k_m"};
+    static const char *types[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q5_k", "q6_k", "q4_k_m"};
     static const char *archs[] = {"llama", "qwen2"};
     char path[512];
     float *ref[2] = {NULL, NULL};
