@@ -116,6 +116,13 @@ KZ_INLINE float h2f(uint16_t h)
     return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h)));
 }
 
+/* the binary16 scales of four consecutive Q4_0 blocks, d0 in the low bits
+ * (18-byte blocks: no vector load gathers them as cheaply) */
+KZ_INLINE uint64_t q4_0_halves4(const struct kz_block_q4_0 *b)
+{
+    return (uint64_t)b[0].d | (uint64_t)b[1].d << 16 | (uint64_t)b[2].d << 32 | (uint64_t)b[3].d << 48;
+}
+
 KZ_INLINE __m256i load256(const void *p)
 {
     return _mm256_loadu_si256((const __m256i *)p);
@@ -1599,8 +1606,7 @@ static void dec_prep(const unsigned char *act, int64_t nb, struct dec_pair *p)
 /* the weight scales of two pairs of blocks, d0 d1 d2 d3, converted in one step for both pairs */
 KZ_INLINE __m512 dec_scales4(const struct kz_block_q4_0 *b)
 {
-    uint64_t hh = (uint64_t)b[0].d | (uint64_t)b[1].d << 16 | (uint64_t)b[2].d << 32 | (uint64_t)b[3].d << 48;
-    return _mm512_castps128_ps512(_mm_cvtph_ps(_mm_cvtsi64_si128((long long)hh)));
+    return _mm512_castps128_ps512(_mm_cvtph_ps(_mm_cvtsi64_si128((long long)q4_0_halves4(b))));
 }
 
 /* dw: the pair's two weight scales, each over its block's 8 lanes */
@@ -1883,14 +1889,9 @@ static void dec_rows_q4_0_y(const void *w, int64_t cols, const unsigned char *ac
 {
     int64_t nb = cols / 32, ng = nb / 8;
     const struct kz_block_q8_0 *a = (const struct kz_block_q8_0 *)act;
-    _Alignas(32) float da[KZ_DEC_Y_BLOCKS], sa[KZ_DEC_Y_BLOCKS]; /* d_a; -8 * d_a * sum(a) */
-    for (int64_t i = 0; i < nb; i++) {
-        int32_t sum = 0;
-        for (int k = 0; k < 32; k++)
-            sum += a[i].qs[k];
-        da[i] = h2f(a[i].d);
-        sa[i] = -8.0f * da[i] * (float)sum;
-    }
+    float prep[2 * KZ_DEC_Y_BLOCKS];
+    prep_q8_0(act, 0, 1, nb, prep);
+    const float *da = prep, *sa = prep + nb; /* d_a, and d_a * sum(a) (the bias is -8 times that) */
     const __m256i shift = _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4);
     size_t wrow = kz_dtype_row_size(KZ_DT_Q4_0, cols);
     for (int64_t r = r0; r < r1; r++) {
@@ -1899,14 +1900,10 @@ static void dec_rows_q4_0_y(const void *w, int64_t cols, const unsigned char *ac
         for (int64_t g = 0; g < ng; g++) {
             const struct kz_block_q4_0 *bg = b + 8 * g;
             pf_ahead(bg, 8 * (int)sizeof *bg);
-            uint64_t lo = (uint64_t)bg[0].d | (uint64_t)bg[1].d << 16 | (uint64_t)bg[2].d << 32 |
-                          (uint64_t)bg[3].d << 48;
-            uint64_t hi = (uint64_t)bg[4].d | (uint64_t)bg[5].d << 16 | (uint64_t)bg[6].d << 32 |
-                          (uint64_t)bg[7].d << 48;
-            __m256 dw = _mm256_cvtph_ps(_mm_set_epi64x((long long)hi, (long long)lo));
-            accb = _mm256_fmadd_ps(dw, _mm256_load_ps(sa + 8 * g), accb);
+            __m256 dw = _mm256_cvtph_ps(_mm_set_epi64x((long long)q4_0_halves4(bg + 4), (long long)q4_0_halves4(bg)));
+            accb = _mm256_fmadd_ps(dw, _mm256_loadu_ps(sa + 8 * g), accb);
             _Alignas(32) float f[8]; /* d_w * d_a of each block, read back by broadcast loads */
-            _mm256_store_ps(f, _mm256_mul_ps(dw, _mm256_load_ps(da + 8 * g)));
+            _mm256_store_ps(f, _mm256_mul_ps(dw, _mm256_loadu_ps(da + 8 * g)));
             const struct kz_block_q8_0 *ag = a + 8 * g;
             for (int j = 0; j < 8; j += 2) { /* two FMA chains */
                 acc0 = dec_y_step(bg + j, ag + j, f + j, shift, acc0);
@@ -1919,7 +1916,7 @@ static void dec_rows_q4_0_y(const void *w, int64_t cols, const unsigned char *ac
             acc0 = dec_y_step(b + i, a + i, &f, shift, acc0);
             corr += dw * sa[i];
         }
-        out[r] = hsum_ps(_mm256_add_ps(acc0, acc1)) + hsum_ps(accb) + corr;
+        out[r] = hsum_ps(_mm256_add_ps(acc0, acc1)) - 8.0f * (hsum_ps(accb) + corr);
     }
 }
 #endif
@@ -1927,12 +1924,6 @@ static void dec_rows_q4_0_y(const void *w, int64_t cols, const unsigned char *ac
 static void x_gemm_rows(uint32_t wtype, const void *w, int64_t cols, const void *act, int n_tok, float *out,
                         int64_t out_stride, int64_t r0, int64_t r1)
 {
-#ifndef KZ_X86_ZMM
-    if (n_tok == 1 && wtype == KZ_DT_Q4_0 && cols / 32 <= KZ_DEC_Y_BLOCKS) {
-        dec_rows_q4_0_y(w, cols, act, out, r0, r1);
-        return;
-    }
-#endif
 #ifdef KZ_X86_ZMM
     if (n_tok == 1 && wtype == KZ_DT_Q4_0 && cols % 256 == 0 && cols <= KZ_DEC_GRP_COLS) {
         dec_rows_q4_0_grp(w, cols, act, out, r0, r1);
@@ -1948,6 +1939,11 @@ static void x_gemm_rows(uint32_t wtype, const void *w, int64_t cols, const void 
     }
     if (n_tok == 1 && wtype == KZ_DT_Q5_K && cols <= KZ_DEC_K_COLS) {
         dec_rows_q5_k(w, cols, act, out, r0, r1);
+        return;
+    }
+#else
+    if (n_tok == 1 && wtype == KZ_DT_Q4_0 && cols / 32 <= KZ_DEC_Y_BLOCKS) {
+        dec_rows_q4_0_y(w, cols, act, out, r0, r1);
         return;
     }
 #endif
