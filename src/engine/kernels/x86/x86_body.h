@@ -1773,83 +1773,142 @@ static void dec_rows_q4_0_grp(const void *w, int64_t cols, const unsigned char *
  * low nibbles are sub-blocks 4k and 4k+2, its high nibbles 4k+1 and 4k+3.
  * The activation row is reordered once per call to match (each 128 codes as
  * sub-blocks 4k, 4k+2, 4k+1, 4k+3), so a step is one load, two masks, two
- * vpmaddubsw against contiguous activation codes, and two vpmaddwd by the
- * sub-block scales (int16, spread by vpermw): the exact integer sum of
- * scale * (q . a) for four sub-blocks. The mins go through the activation's
- * 16-element sums as in the ymm tile. vpmaddubsw cannot saturate: codes are
- * at most 15 and |a| at most 128, and vpmaddwd's products stay far inside
- * int32 (6-bit scales). */
+ * vpdpbusd against contiguous activation codes, one pack of the two int32
+ * results to int16 (exact: at most 4 * 31 * 128 per lane) and one vpdpwssd
+ * by the sub-block scales (int16, spread by vpermw): the exact integer sum
+ * of scale * (q . a) for four sub-blocks. About 9 vector ops per 128 codes
+ * on the 512-bit ports, where two vpmaddubsw and two vpmaddwd took 11; in a
+ * loop that is bound by those ports rather than by memory on some machines,
+ * that is the gain. The mins go through the activation's 32-element sums,
+ * one vpdpwssd per four super-blocks. */
 enum { KZ_DEC_K_COLS = 16384 }; /* rows of up to 16384 elements; wider ones take the general path */
 
-static void dec_prep_q8_k(const unsigned char *act, int64_t nb, int8_t *qs)
+/* The activation, laid out once per call: codes reordered as above, the
+ * 32-element sums (pairs of bsums) as int16 per sub-block, and each
+ * super-block's scale twice (against d and dmin). Padded with zeros to a
+ * whole group of four super-blocks, so a short last group weighs nothing
+ * past the row's end. */
+struct dec_k {
+    int8_t qs[KZ_DEC_K_COLS];
+    int16_t b32[KZ_DEC_K_COLS / 32];
+    float da2[KZ_DEC_K_COLS / 128];
+};
+
+static void dec_prep_q8_k(const unsigned char *act, int64_t nb, struct dec_k *p)
 {
     const struct kz_block_q8_k *a = (const struct kz_block_q8_k *)act;
     static const int order[8] = {0, 2, 1, 3, 4, 6, 5, 7};
-    for (int64_t i = 0; i < nb; i++)
-        for (int j = 0; j < 8; j++)
-            memcpy(qs + KZ_QK_K * i + 32 * j, a[i].qs + 32 * order[j], 32);
+    int64_t npad = (nb + 3) / 4 * 4;
+    for (int64_t i = 0; i < npad; i++) {
+        for (int j = 0; j < 8; j++) {
+            if (i < nb)
+                memcpy(p->qs + KZ_QK_K * i + 32 * j, a[i].qs + 32 * order[j], 32);
+            p->b32[8 * i + j] = (int16_t)(i < nb ? a[i].bsums[2 * j] + a[i].bsums[2 * j + 1] : 0);
+        }
+        p->da2[2 * i] = p->da2[2 * i + 1] = i < nb ? a[i].d : 0.0f;
+    }
+}
+
+/* Four super-block heads (d, dmin, scales[12] in each 128-bit lane) to
+ * sc0..7 then m0..7 in each lane, as bytes (the 12-byte packing of
+ * quant.h: sc/m 0..3 are the low 6 bits of scales[0..7]; sc/m 4..7 take
+ * the low/high nibble of scales[8..11] and the top 2 bits of scales[0..7]). */
+KZ_INLINE __m512i q4k_heads4(__m512i v)
+{
+    const __m512i a = _mm512_shuffle_epi32(v, (_MM_PERM_ENUM)0xA5); /* scales[0..3], [0..3], [4..7], [4..7] */
+    const __m512i b = _mm512_srlv_epi32(_mm512_shuffle_epi32(v, (_MM_PERM_ENUM)0xFF), _mm512_set4_epi32(4, 0, 0, 0));
+    const __m512i y = _mm512_mask_blend_epi32(0xAAAA, a, b); /* dwords 1, 3: the nibbles of scales[8..11] */
+    const __m512i top = _mm512_and_si512(_mm512_srli_epi32(a, 2), _mm512_set4_epi32(0x30303030, 0, 0x30303030, 0));
+    /* (y & keep) | top, keep = 6 bits in dwords 0 and 2, 4 in dwords 1 and 3 */
+    return _mm512_ternarylogic_epi32(y, _mm512_set4_epi32(0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f), top, 0xEA);
 }
 
 /* Q4_K and (five) Q5_K: the same head and layout, Q5_K with a fifth bit per
  * code in qh (bit 2r of qh[l] for the low nibble of byte l of run r, bit
- * 2r + 1 for the high one), set by a byte test and a masked add */
+ * 2r + 1 for the high one), set by a byte test and a masked add.
+ *
+ * Four super-blocks make a group: their heads are unpacked together in one
+ * zmm (q4k_heads4) and widened to int16, the scale vectors of each
+ * super-block are picked from them by word permutes, d and dmin are converted
+ * and scaled for all four in one ymm, and the four min terms take one
+ * vpdpwssd against the activation's 32-element sums. */
 KZ_INLINE void dec_rows_k45(const void *w, int64_t cols, const unsigned char *act, float *out, int64_t r0, int64_t r1,
                             const int five)
 {
     int64_t nb = cols / KZ_QK_K;
-    _Alignas(64) int8_t qs[KZ_DEC_K_COLS];
-    dec_prep_q8_k(act, nb, qs);
-    const struct kz_block_q8_k *a = (const struct kz_block_q8_k *)act;
-    const __m512i low4 = _mm512_set1_epi8(15);
-    __m512i idx_lo[2], idx_hi[2]; /* vpermw indices: sub-blocks (4k, 4k+2) and (4k+1, 4k+3), 16 int16 each */
-    for (int k = 0; k < 2; k++) {
-        idx_lo[k] = _mm512_mask_blend_epi16(0xFFFF0000u, _mm512_set1_epi16((short)(4 * k)),
-                                            _mm512_set1_epi16((short)(4 * k + 2)));
-        idx_hi[k] = _mm512_mask_blend_epi16(0xFFFF0000u, _mm512_set1_epi16((short)(4 * k + 1)),
-                                            _mm512_set1_epi16((short)(4 * k + 3)));
-    }
+    _Alignas(64) struct dec_k p;
+    dec_prep_q8_k(act, nb, &p);
+    /* word-permute indices into the four super-blocks' scales (int16 lanes
+     * 8b + s): isc[b][k] matches the pack of the run pair k's low-nibble
+     * sums (sub-blocks 4k, 4k + 2) with its high-nibble ones (4k + 1,
+     * 4k + 3), four int16 of each in every 128-bit lane */
+    _Alignas(64) int16_t isc[4][2][32];
+    for (int b = 0; b < 4; b++)
+        for (int k = 0; k < 2; k++)
+            for (int j = 0; j < 32; j++)
+                isc[b][k][j] = (int16_t)(8 * b + 4 * k + (j % 8 >= 4) + (j / 8 >= 2 ? 2 : 0));
+    const __m512i low4 = _mm512_set1_epi8(15), bit16 = _mm512_set1_epi8(16);
+    const __m512i idx_sm = _mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7); /* all sc bytes, then all m bytes */
+    const __m512i idx_d = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i idx_m = _mm512_setr_epi32(1, 1, 1, 1, 3, 3, 3, 3, 5, 5, 5, 5, 7, 7, 7, 7);
     size_t wrow = kz_dtype_row_size(five ? KZ_DT_Q5_K : KZ_DT_Q4_K, cols);
     const size_t bsz = five ? sizeof(struct kz_block_q5_k) : sizeof(struct kz_block_q4_k);
-    const __m512i bit16 = _mm512_set1_epi8(16);
     for (int64_t r = r0; r < r1; r++) {
         const unsigned char *row = (const unsigned char *)w + (size_t)r * wrow;
         __m512 acc = _mm512_setzero_ps();
-        __m256 accm = _mm256_setzero_ps();
-        for (int64_t i = 0; i < nb; i++) {
-            const unsigned char *b = row + (size_t)i * bsz;
-            const uint8_t *qsw = five ? ((const struct kz_block_q5_k *)b)->qs : ((const struct kz_block_q4_k *)b)->qs;
-            __m512i qh2 = _mm512_setzero_si512();
-            if (five) /* qh in both halves: bytes 0..31 go with run 2k, 32..63 with run 2k + 1 */
-                qh2 = _mm512_broadcast_i64x4(load256(((const struct kz_block_q5_k *)b)->qh));
-            pf_ahead(b, (int)bsz);
-            __m128i sc8, m8;
-            __m128 dd;
-            q4k_scales(b, &sc8, &m8, &dd);
-            __m512i sc16 = _mm512_cvtepu8_epi16(_mm256_castsi128_si256(sc8));
-            const int8_t *aq = qs + KZ_QK_K * i;
-            __m512i sumi = _mm512_setzero_si512();
-            for (int k = 0; k < 2; k++) {
-                __m512i x = _mm512_loadu_si512(qsw + 64 * k);
-                __m512i lo = _mm512_and_si512(x, low4), hi = _mm512_and_si512(_mm512_srli_epi16(x, 4), low4);
-                if (five) { /* bits 4k, 4k + 2 (low nibbles of runs 2k, 2k + 1) and 4k + 1, 4k + 3 (high) */
-                    const __m512i blo = _mm512_mask_blend_epi64(0xF0, _mm512_set1_epi8((char)(1 << (4 * k))),
-                                                                _mm512_set1_epi8((char)(1 << (4 * k + 2))));
-                    lo = _mm512_mask_add_epi8(lo, _mm512_test_epi8_mask(qh2, blo), lo, bit16);
-                    hi = _mm512_mask_add_epi8(hi, _mm512_test_epi8_mask(qh2, _mm512_add_epi8(blo, blo)), hi, bit16);
+        for (int64_t i = 0; i < nb; i += 4) {
+            const int g = nb - i < 4 ? (int)(nb - i) : 4;
+            const unsigned char *b0 = row + (size_t)i * bsz;
+            /* a short group repeats its first head; its missing blocks
+             * weigh nothing (zero activation scale and sums) */
+            __m512i v = _mm512_castsi128_si512(load128(b0));
+            v = _mm512_inserti32x4(v, load128(b0 + (g > 1 ? bsz : 0)), 1);
+            v = _mm512_inserti32x4(v, load128(b0 + (g > 2 ? 2 * bsz : 0)), 2);
+            v = _mm512_inserti32x4(v, load128(b0 + (g > 3 ? 3 * bsz : 0)), 3);
+            const __m512i t = _mm512_permutexvar_epi64(idx_sm, q4k_heads4(v));
+            const __m512i sc16 = _mm512_cvtepu8_epi16(_mm512_castsi512_si256(t)); /* lane 8b + s */
+            /* d * da and dmin * da of the four super-blocks */
+            _Alignas(32) float f[8];
+            const __m256 dd = _mm256_mul_ps(_mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi32(idx_d, v))),
+                                            _mm256_loadu_ps(p.da2 + 2 * i));
+            _mm256_store_ps(f, dd);
+            /* read back below by broadcast loads (load ports only); left to
+             * itself GCC takes each from the register by two shuffles */
+            __asm__("" : : : "memory");
+            __m512i summ = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(t, 1)),
+                                               _mm512_loadu_si512(p.b32 + 8 * i));
+            acc = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(summ),
+                                   _mm512_permutexvar_ps(idx_m, _mm512_castps256_ps512(dd)), acc);
+            for (int bi = 0; bi < g; bi++) {
+                const unsigned char *b = b0 + (size_t)bi * bsz;
+                const uint8_t *qsw = five ? ((const struct kz_block_q5_k *)b)->qs : ((const struct kz_block_q4_k *)b)->qs;
+                __m512i qh2 = _mm512_setzero_si512();
+                if (five) /* qh in both halves: bytes 0..31 go with run 2k, 32..63 with run 2k + 1 */
+                    qh2 = _mm512_broadcast_i64x4(load256(((const struct kz_block_q5_k *)b)->qh));
+                pf_ahead(b, (int)bsz);
+                const int8_t *aq = p.qs + KZ_QK_K * (i + bi);
+                __m512i sumi = _mm512_setzero_si512();
+                for (int k = 0; k < 2; k++) {
+                    __m512i x = _mm512_loadu_si512(qsw + 64 * k);
+                    __m512i lo = _mm512_and_si512(x, low4), hi = _mm512_and_si512(_mm512_srli_epi16(x, 4), low4);
+                    if (five) { /* bits 4k, 4k + 2 (low nibbles of runs 2k, 2k + 1) and 4k + 1, 4k + 3 (high) */
+                        const __m512i blo = _mm512_mask_blend_epi64(0xF0, _mm512_set1_epi8((char)(1 << (4 * k))),
+                                                                    _mm512_set1_epi8((char)(1 << (4 * k + 2))));
+                        lo = _mm512_mask_add_epi8(lo, _mm512_test_epi8_mask(qh2, blo), lo, bit16);
+                        hi = _mm512_mask_add_epi8(hi, _mm512_test_epi8_mask(qh2, _mm512_add_epi8(blo, blo)), hi, bit16);
+                    }
+                    /* four codes against four activations per int32 lane
+                     * (at most 4 * 31 * 128, so the pack to int16 is exact),
+                     * then weighted by the sub-block scales (VNNI) */
+                    __m512i plo = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_load_si512(aq + 128 * k));
+                    __m512i phi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), hi, _mm512_load_si512(aq + 128 * k + 64));
+                    sumi = _mm512_dpwssd_epi32(sumi, _mm512_packs_epi32(plo, phi),
+                                               _mm512_permutexvar_epi16(_mm512_load_si512(isc[bi][k]), sc16));
                 }
-                __m512i plo = _mm512_maddubs_epi16(lo, _mm512_load_si512(aq + 128 * k));
-                __m512i phi = _mm512_maddubs_epi16(hi, _mm512_load_si512(aq + 128 * k + 64));
-                /* weighted by the sub-block scales and summed in one step (VNNI) */
-                sumi = _mm512_dpwssd_epi32(sumi, plo, _mm512_permutexvar_epi16(idx_lo[k], sc16));
-                sumi = _mm512_dpwssd_epi32(sumi, phi, _mm512_permutexvar_epi16(idx_hi[k], sc16));
+                acc = _mm512_fmadd_ps(_mm512_set1_ps(f[2 * bi]), _mm512_cvtepi32_ps(sumi), acc);
             }
-            dd = _mm_mul_ps(dd, _mm_set1_ps(a[i].d));
-            acc = _mm512_fmadd_ps(_mm512_broadcastss_ps(dd), _mm512_cvtepi32_ps(sumi), acc);
-            /* mins repeated per pair of 16-sums: m0 m0 m1 m1 ... as int16 */
-            __m256i summ = _mm256_madd_epi16(load256(a[i].bsums), _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8)));
-            accm = _mm256_fnmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(dd)), _mm256_cvtepi32_ps(summ), accm);
         }
-        out[r] = kv_hsum(acc) + hsum_ps(accm);
+        out[r] = kv_hsum(acc);
     }
 }
 
