@@ -385,7 +385,7 @@ static void gemm_rows(void)
                 bad += gemm_case(k, t, W_QUANTIZED, A_NORMAL, 32768, &worst);
                 cases++;
             }
-            if (t == KZ_DT_Q4_0 || t == KZ_DT_Q4_K || t == KZ_DT_Q5_K || t == KZ_DT_Q6_K) { /* the widest row of the
+            if (t == KZ_DT_Q4_0 || t == KZ_DT_Q8_0 || t == KZ_DT_Q4_K || t == KZ_DT_Q5_K || t == KZ_DT_Q6_K) { /* the widest row of the
                                                                         * grouped decode steps (avx512) */
                 bad += gemm_case(k, t, W_QUANTIZED, A_NORMAL, 16384, &worst);
                 cases++;
