@@ -25,7 +25,7 @@
 #include "engine/sched/threadpool.h"
 
 static const char help[] =
-    "Usage: kyozon bench -m FILE [-p N] [-n N] [-t THREADS] [-r REPS]\n"
+    "Usage: kyozon bench -m FILE [-p N] [-n N] [-d N] [-t THREADS] [-r REPS]\n"
     "\n"
     "Measures prompt processing and generation speed (median and range over\n"
     "the repetitions), this machine's memory bandwidth, and generation as a\n"
@@ -34,7 +34,9 @@ static const char help[] =
     "Options:\n"
     "  -m, --model FILE   GGUF model\n"
     "  -p N               prompt tokens, evaluated as one batch (default 512)\n"
-    "  -n N               generated tokens, one at a time from an empty context (default 128)\n"
+    "  -n N               generated tokens, one at a time (default 128)\n"
+    "  -d N               tokens already in the context when generation starts,\n"
+    "                     evaluated as one batch and not timed (default 0)\n"
     "  -t, --threads N    threads (default: physical cores)\n"
     "  -r N               repetitions (default 5)\n"
     "  -h, --help         show this help\n";
@@ -95,11 +97,12 @@ static int cmp_double(const void *a, const void *b)
 int kz_cmd_bench(int argc, char **argv)
 {
     const char *path = NULL;
-    long n_prompt = 512, n_gen = 128, threads = 0, reps = 5;
+    long n_prompt = 512, n_gen = 128, depth = 0, threads = 0, reps = 5;
     const struct kz_opt opts[] = {
         KZ_ARG_TEXT("-m|--model", &path),
         KZ_ARG_INT("-p", &n_prompt, 1, 1 << 16),
         KZ_ARG_INT("-n", &n_gen, 1, 1 << 16),
+        KZ_ARG_INT("-d", &depth, 0, 1 << 16),
         KZ_ARG_INT("-t|--threads", &threads, 1, 1024),
         KZ_ARG_INT("-r", &reps, 1, 1000),
     };
@@ -122,17 +125,18 @@ int kz_cmd_bench(int argc, char **argv)
         fprintf(stderr, "kyozon bench: cannot start %d threads\n", nth);
         return 1;
     }
-    if (kz_model_load(path, &m, &err) || kz_ctx_new(m, (int)(n_prompt + n_gen), pool, &ctx, &err))
+    long n_toks = n_prompt > depth ? n_prompt : depth;
+    if (kz_model_load(path, &m, &err) || kz_ctx_new(m, (int)(n_toks + n_gen), pool, &ctx, &err))
         goto fail;
     const struct kz_model_config *c = kz_model_config(m);
-    toks = kz_malloc((size_t)n_prompt * sizeof *toks);
+    toks = kz_malloc((size_t)n_toks * sizeof *toks);
     tp = kz_calloc((size_t)reps, sizeof *tp);
     tg = kz_calloc((size_t)reps, sizeof *tg);
     if (!toks || !tp || !tg) {
         kz_err_set(&err, KZ_ENOMEM, "out of memory");
         goto fail;
     }
-    for (long i = 0; i < n_prompt; i++)
+    for (long i = 0; i < n_toks; i++)
         toks[i] = (int32_t)((i * 7919 + 13) % c->n_vocab);
     /* warm-up: fault the weights in */
     kz_ctx_reset(ctx);
@@ -144,9 +148,11 @@ int kz_cmd_bench(int argc, char **argv)
         if (kz_ctx_eval(ctx, toks, (int)n_prompt, &err))
             goto fail;
         tp[r] = (double)n_prompt / (now() - t0);
-        /* generation from an empty context, as llama-bench's tg test does,
-         * so the two tools' figures compare */
+        /* generation from an empty context (or after -d tokens), as
+         * llama-bench's tg test does, so the two tools' figures compare */
         kz_ctx_reset(ctx);
+        if (depth > 0 && kz_ctx_eval(ctx, toks, (int)depth, &err))
+            goto fail;
         int32_t t = toks[0];
         t0 = now();
         for (long i = 0; i < n_gen; i++) {
@@ -168,7 +174,10 @@ int kz_cmd_bench(int argc, char **argv)
     printf("bandwidth    %.1f GB/s (vectorized 1 GiB read, best of 7)\n", bw);
     printf("\n| test | t/s (median) | min | max | %% of roofline |\n|---|---|---|---|---|\n");
     printf("| pp%ld | %.2f | %.2f | %.2f | |\n", n_prompt, med_p, tp[0], tp[reps - 1]);
-    printf("| tg%ld | %.2f | %.2f | %.2f | %.1f%% of %.1f t/s |\n", n_gen, med_g, tg[0], tg[reps - 1],
+    char depth_s[32] = "";
+    if (depth > 0) /* the roofline counts weights only; the KV cache read at depth is on top */
+        snprintf(depth_s, sizeof depth_s, " @ d%ld", depth);
+    printf("| tg%ld%s | %.2f | %.2f | %.2f | %.1f%% of %.1f t/s |\n", n_gen, depth_s, med_g, tg[0], tg[reps - 1],
            roof > 0 ? 100.0 * med_g / roof : 0.0, roof);
     status = 0;
     goto out;

@@ -169,6 +169,12 @@ static void synth(void)
              strstr(r.out, "GB/s"),
          "bench table:\n%s", r.out);
     res_free(&r);
+    /* generation after tokens already in the context: its own row label */
+    snprintf(a, sizeof a, "bench -m %s -p 8 -n 4 -d 16 -r 1 -t 1", p1);
+    r = run(a);
+    T_OK(r.status == 0, "bench -d: %s", r.err);
+    T_OK(strstr(r.out, "| tg4 @ d16 |") != NULL, "bench -d table:\n%s", r.out);
+    res_free(&r);
     /* a prompt longer than the context is refused with a clear message */
     snprintf(a, sizeof a, "run -m %s -p 'Hello world, this prompt is long' --ctx 4 --temp 0", p1);
     r = run(a);

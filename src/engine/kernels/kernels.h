@@ -121,6 +121,11 @@ void kz_ref_softmax(float *x, int64_t n);
  * floats each): one attention head's scores over its context. */
 void kz_ref_attn_scores(const float *q, const float *k, size_t stride, int n, int hd, float scale, float *out);
 
+/* out[i] = sum over p < n of s[p] * v_p[i] for i < hd, v_p = v + p * stride:
+ * one attention head's output, its weights s over the value rows. The
+ * reference sums each out[i] in position order. */
+void kz_ref_attn_values(const float *s, const float *v, size_t stride, int n, int hd, float *out);
+
 /* out[i] = x[i] * sigmoid(x[i]); out may equal x. */
 void kz_ref_silu(float *out, const float *x, int64_t n);
 
@@ -224,6 +229,7 @@ struct kz_kernels {
     void (*swiglu)(float *out, const float *gate, const float *up, int64_t n);
     float (*sum)(const float *x, int64_t n);
     void (*attn_scores)(const float *q, const float *k, size_t stride, int n, int hd, float scale, float *out);
+    void (*attn_values)(const float *s, const float *v, size_t stride, int n, int hd, float *out);
     /* batched products, contracts of kz_ref_act_type / act_quantize / gemm_rows */
     uint32_t (*act_type)(uint32_t wtype);
     void (*act_quantize)(uint32_t wtype, const float *restrict x, void *restrict dst, int64_t cols);

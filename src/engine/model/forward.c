@@ -339,52 +339,65 @@ struct attn_job {
     int layer;
 };
 
-/* o (hd) = sum over p < n of (s[p] * inv) * v[p] (hd), v rows `stride` apart.
- * restrict lets the compiler vectorize the inner loop: no reassociation of a
- * reduction is needed, each o[i] is its own sum in position order. */
-static void axpy_rows(float *restrict o, const float *restrict v, size_t stride, const float *restrict s, float inv,
-                      int n, int hd)
+/* Floats of scratch per thread: a score row for each query head of a KV
+ * group, and one head's partial output. */
+static size_t attn_scratch(const struct kz_model_config *c, int n_ctx_max)
 {
-    memset(o, 0, (size_t)hd * sizeof *o);
-    for (int p = 0; p < n; p++) {
-        const float *restrict vr = v + (size_t)p * stride;
-        float pr = s[p] * inv;
-        for (int i = 0; i < hd; i++)
-            o[i] += pr * vr[i];
-    }
+    return (size_t)(c->n_head / c->n_head_kv) * (size_t)n_ctx_max + (size_t)c->head_dim;
 }
 
-/* One (token, head) pair per unit: scores over the token's context 0..pos. */
+enum { ATTN_BLOCK = 64 }; /* positions whose K (or V) rows of one KV head stay in L1 for the whole group */
+
+/* One (token, KV head) pair per unit: the `group` query heads that share
+ * the KV head go together, a block of positions at a time, so each K and V
+ * row is read from memory once per token and then from L1 by the other
+ * heads of the group (one head at a time read them `group` times, from L2
+ * or L3 at long contexts: at a depth of 2048 that was most of a token's
+ * time). Scores for all positions first, then each head's softmax, then the
+ * values block by block. */
 static void attn_task(void *arg, int ith, int nth)
 {
     const struct attn_job *j = arg;
     const struct kz_model_config *c = &j->m->cfg;
-    int hd = c->head_dim, group = c->n_head / c->n_head_kv;
+    const struct kz_kernels *k = j->m->kernels;
+    int hd = c->head_dim, group = c->n_head / c->n_head_kv, nmax = j->w->n_ctx_max;
     size_t nkv = (size_t)c->n_head_kv * (size_t)hd, nq = (size_t)c->n_head * (size_t)hd;
     float scale = 1.0f / sqrtf((float)hd);
-    float *s = j->w->scores + (size_t)ith * (size_t)j->w->n_ctx_max;
+    float *s = j->w->scores + (size_t)ith * attn_scratch(c, nmax);
+    float *part = s + (size_t)group * (size_t)nmax;
     long u0, u1;
-    kz_split_rows((long)j->n * c->n_head, ith, nth, &u0, &u1);
+    kz_split_rows((long)j->n * c->n_head_kv, ith, nth, &u0, &u1);
     for (long u = u0; u < u1; u++) {
-        int t = (int)(u / c->n_head), h = (int)(u % c->n_head);
+        int t = (int)(u / c->n_head_kv), kh = (int)(u % c->n_head_kv);
         const struct kz_ctx *x = j->items[t].ctx;
         int n = j->w->pos[t] + 1;
-        const float *kc = x->k_cache + (size_t)j->layer * (size_t)x->n_ctx * nkv;
-        const float *vc = x->v_cache + (size_t)j->layer * (size_t)x->n_ctx * nkv;
-        const float *q = j->w->q + (size_t)t * nq + (size_t)h * (size_t)hd;
-        size_t kvo = (size_t)(h / group) * (size_t)hd;
-        j->m->kernels->attn_scores(q, kc + kvo, nkv, n, hd, scale, s);
-        float mx = -INFINITY;
-        for (int p = 0; p < n; p++)
-            if (s[p] > mx)
-                mx = s[p];
-        float sum = 0.0f;
-        for (int p = 0; p < n; p++) {
-            s[p] = expf(s[p] - mx);
-            sum += s[p];
+        size_t kvo = (size_t)kh * (size_t)hd;
+        const float *kc = x->k_cache + (size_t)j->layer * (size_t)x->n_ctx * nkv + kvo;
+        const float *vc = x->v_cache + (size_t)j->layer * (size_t)x->n_ctx * nkv + kvo;
+        const float *q = j->w->q + (size_t)t * nq + (size_t)kh * (size_t)group * (size_t)hd;
+        float *out = j->w->att + (size_t)t * nq + (size_t)kh * (size_t)group * (size_t)hd;
+        for (int p0 = 0; p0 < n; p0 += ATTN_BLOCK) {
+            int b = n - p0 < ATTN_BLOCK ? n - p0 : ATTN_BLOCK;
+            for (int g = 0; g < group; g++)
+                k->attn_scores(q + (size_t)g * (size_t)hd, kc + (size_t)p0 * nkv, nkv, b, hd, scale,
+                               s + (size_t)g * (size_t)nmax + p0);
         }
-        float inv = 1.0f / sum;
-        axpy_rows(j->w->att + (size_t)t * nq + (size_t)h * (size_t)hd, vc + kvo, nkv, s, inv, n, hd);
+        for (int g = 0; g < group; g++)
+            k->softmax(s + (size_t)g * (size_t)nmax, n);
+        for (int p0 = 0; p0 < n; p0 += ATTN_BLOCK) {
+            int b = n - p0 < ATTN_BLOCK ? n - p0 : ATTN_BLOCK;
+            for (int g = 0; g < group; g++) {
+                float *o = out + (size_t)g * (size_t)hd;
+                const float *sg = s + (size_t)g * (size_t)nmax + p0;
+                if (p0 == 0) {
+                    k->attn_values(sg, vc, nkv, b, hd, o);
+                    continue;
+                }
+                k->attn_values(sg, vc + (size_t)p0 * nkv, nkv, b, hd, part);
+                for (int i = 0; i < hd; i++)
+                    o[i] += part[i];
+            }
+        }
     }
 }
 
@@ -451,7 +464,7 @@ kz_status kz_model_eval_batch(const struct kz_model *m, struct kz_work *w, struc
         return rc;
     int nth = pool ? kz_pool_size(pool) : 1;
     if (w->scores_nth < nth) {
-        float *s = kz_calloc((size_t)nth * (size_t)w->n_ctx_max, sizeof *s);
+        float *s = kz_calloc((size_t)nth * attn_scratch(c, w->n_ctx_max), sizeof *s);
         if (!s)
             return kz_err_set(err, KZ_ENOMEM, "out of memory");
         kz_free(w->scores);

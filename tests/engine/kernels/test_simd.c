@@ -170,7 +170,7 @@ static void dispatch(void)
         const struct kz_kernels *k = variants[v];
         T_OK(kz_kernels_find(k->name) == k, "find(%s)", k->name);
         T_OK(k->type_ops && k->matvec_rows && k->rmsnorm && k->softmax && k->silu && k->swiglu && k->sum &&
-                 k->attn_scores && k->act_type && k->act_quantize && k->gemm_rows,
+                 k->attn_scores && k->attn_values && k->act_type && k->act_quantize && k->gemm_rows,
              "%s: every entry filled", k->name);
         T_OK(k->type_ops(KZ_DT_IQ4_XS) == NULL, "%s: unsupported type", k->name);
         printf("# variant available: %s\n", k->name);
@@ -558,41 +558,65 @@ static void sum_op(void)
     kz_free(xb);
 }
 
-/* One head's scores over n positions, rows `stride` floats apart (padded,
- * so a kernel reading past hd would be caught), against the reference. */
-static void attn_scores(void)
+/* n rows of hd random floats, `stride` apart; the padding between them is
+ * huge, so a kernel that reads it shows. */
+static void make_rows(float *rows, int n, int hd, size_t stride)
 {
-    static const int hds[] = {8, 16, 24, 64, 80, 100, 128, 256, 272};
+    make_acts(A_NORMAL, rows, (int)stride * n);
+    for (size_t i = 0; i < stride * (size_t)n; i++)
+        if (i % stride >= (size_t)hd)
+            rows[i] = 1e30f;
+}
+
+/* One head's scores and output over n positions, K and V rows `stride`
+ * floats apart (padded, so a kernel reading past hd would be caught),
+ * against the reference: scores within 1e-6 of sum |q k| * scale, each
+ * output within 1e-6 of sum |s v| (the reference sums in position order). */
+static void attn_ops(void)
+{
+    static const int hds[] = {8, 16, 24, 32, 64, 80, 100, 128, 256, 272};
     static const int ns[] = {1, 2, 3, 17, 70};
     for (int v = 0; v < n_variants; v++) {
         const struct kz_kernels *k = variants[v];
-        int bad = 0;
+        int bad_s = 0, bad_v = 0;
         for (size_t hi = 0; hi < sizeof hds / sizeof hds[0]; hi++)
             for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
                 int hd = hds[hi], n = ns[ni];
                 size_t stride = (size_t)hd + 5;
                 float *q = kz_malloc(sizeof(float) * (size_t)hd);
-                float *kc = kz_malloc(sizeof(float) * stride * (size_t)n);
-                float got[71], want[71];
+                float *rows = kz_malloc(sizeof(float) * stride * (size_t)n);
+                float *got = kz_malloc(sizeof(float) * (size_t)(hd + 1)), *want = kz_malloc(sizeof(float) * (size_t)hd);
+                float sc[71], sw[71], s[70];
                 make_acts(A_NORMAL, q, hd);
-                make_acts(A_NORMAL, kc, (int)stride * n);
-                for (size_t i = 0; i < stride * (size_t)n; i++) /* the padding: huge, so reading it shows */
-                    if (i % stride >= (size_t)hd)
-                        kc[i] = 1e30f;
-                got[n] = want[n] = 7.0f;
-                k->attn_scores(q, kc, stride, n, hd, 0.125f, got);
-                kz_ref_attn_scores(q, kc, stride, n, hd, 0.125f, want);
+                make_acts(A_NORMAL, s, n);
+                make_rows(rows, n, hd, stride);
+                sc[n] = 7.0f;
+                k->attn_scores(q, rows, stride, n, hd, 0.125f, sc);
+                kz_ref_attn_scores(q, rows, stride, n, hd, 0.125f, sw);
                 for (int p = 0; p < n; p++) {
                     double mag = 0;
                     for (int i = 0; i < hd; i++)
-                        mag += fabs((double)q[i] * (double)kc[(size_t)p * stride + (size_t)i]);
-                    bad += !(fabs((double)got[p] - (double)want[p]) <= 1e-6 * 0.125 * mag + TOL_ABS);
+                        mag += fabs((double)q[i] * (double)rows[(size_t)p * stride + (size_t)i]);
+                    bad_s += !(fabs((double)sc[p] - (double)sw[p]) <= 1e-6 * 0.125 * mag + TOL_ABS);
                 }
-                bad += got[n] != 7.0f;
+                bad_s += sc[n] != 7.0f;
+                got[hd] = 7.0f;
+                k->attn_values(s, rows, stride, n, hd, got);
+                kz_ref_attn_values(s, rows, stride, n, hd, want);
+                for (int i = 0; i < hd; i++) {
+                    double mag = 0;
+                    for (int p = 0; p < n; p++)
+                        mag += fabs((double)s[p] * (double)rows[(size_t)p * stride + (size_t)i]);
+                    bad_v += !(fabs((double)got[i] - (double)want[i]) <= 1e-6 * mag + TOL_ABS);
+                }
+                bad_v += got[hd] != 7.0f;
                 kz_free(q);
-                kz_free(kc);
+                kz_free(rows);
+                kz_free(got);
+                kz_free(want);
             }
-        T_OK(bad == 0, "%s: attention scores vs ref (%d bad)", k->name, bad);
+        T_OK(bad_s == 0, "%s: attention scores vs ref (%d bad)", k->name, bad_s);
+        T_OK(bad_v == 0, "%s: attention values vs ref (%d bad)", k->name, bad_v);
     }
 }
 
@@ -605,6 +629,6 @@ int main(void)
     t_subtest("matvec_rows and dot_f32 vs ref", matvec_and_dot);
     t_subtest("vector ops vs ref", vec_ops);
     t_subtest("sum vs ref", sum_op);
-    t_subtest("attention scores vs ref", attn_scores);
+    t_subtest("attention scores and values vs ref", attn_ops);
     return t_done();
 }

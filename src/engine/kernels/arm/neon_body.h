@@ -641,6 +641,38 @@ static void n_attn_scores(const float *q, const float *k, size_t stride, int n, 
     }
 }
 
+/* One head's output with its sums in registers, as in the x86 families
+ * (nv = hd / 4 a constant per instance; two sets of sums up to 8 vectors). */
+static inline void n_attn_values_nv(const float *s, const float *v, size_t stride, int n, float *out, const int nv)
+{
+    const int sets = nv <= 8 ? 2 : 1;
+    float32x4_t a[2][32];
+    for (int j = 0; j < nv; j++)
+        a[0][j] = a[1][j] = vdupq_n_f32(0.0f);
+    int p = 0;
+    for (; p + sets <= n; p += sets)
+        for (int k = 0; k < sets; k++) {
+            const float *vp = v + (size_t)(p + k) * stride;
+            for (int j = 0; j < nv; j++)
+                a[k][j] = vfmaq_n_f32(a[k][j], vld1q_f32(vp + 4 * j), s[p + k]);
+        }
+    for (; p < n; p++)
+        for (int j = 0; j < nv; j++)
+            a[0][j] = vfmaq_n_f32(a[0][j], vld1q_f32(v + (size_t)p * stride + 4 * j), s[p]);
+    for (int j = 0; j < nv; j++)
+        vst1q_f32(out + 4 * j, sets == 2 ? vaddq_f32(a[0][j], a[1][j]) : a[0][j]);
+}
+
+static void n_attn_values(const float *s, const float *v, size_t stride, int n, int hd, float *out)
+{
+    switch (hd % 4 ? 0 : hd / 4) {
+    case 8: n_attn_values_nv(s, v, stride, n, out, 8); break;
+    case 16: n_attn_values_nv(s, v, stride, n, out, 16); break;
+    case 32: n_attn_values_nv(s, v, stride, n, out, 32); break;
+    default: kz_ref_attn_values(s, v, stride, n, hd, out); break;
+    }
+}
+
 /* Four independent accumulators: the loads set the pace (see x_sum). */
 static float n_sum(const float *x, int64_t n)
 {
@@ -722,6 +754,7 @@ const struct kz_kernels KZ_ARM_TABLE = {
     .matvec_rows = n_matvec_rows,
     .rmsnorm = n_rmsnorm,
     .attn_scores = n_attn_scores,
+    .attn_values = n_attn_values,
     .softmax = n_softmax,
     .silu = n_silu,
     .swiglu = n_swiglu,

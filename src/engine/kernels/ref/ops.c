@@ -119,3 +119,12 @@ void kz_ref_attn_scores(const float *q, const float *k, size_t stride, int n, in
     for (int p = 0; p < n; p++)
         out[p] = scale * kz_ref_f32_dot_f32(hd, k + (size_t)p * stride, q);
 }
+
+void kz_ref_attn_values(const float *s, const float *v, size_t stride, int n, int hd, float *out)
+{
+    for (int i = 0; i < hd; i++)
+        out[i] = 0.0f;
+    for (int p = 0; p < n; p++)
+        for (int i = 0; i < hd; i++)
+            out[i] += s[p] * v[(size_t)p * stride + (size_t)i];
+}

@@ -42,6 +42,7 @@ const struct kz_kernels kz_kernels_ref = {
     .swiglu = kz_ref_swiglu,
     .sum = kz_ref_sum,
     .attn_scores = kz_ref_attn_scores,
+    .attn_values = kz_ref_attn_values,
     .act_type = kz_ref_act_type,
     .act_quantize = kz_ref_act_quantize,
     .gemm_rows = kz_ref_gemm_rows,

@@ -343,6 +343,8 @@ KZ_INLINE kvf kv_fma(kvf a, kvf b, kvf c) { return _mm512_fmadd_ps(a, b, c); }
 KZ_INLINE float kv_hsum(kvf v) { return hsum_ps(_mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1))); }
 KZ_INLINE kvf kv_loadu(const float *p) { return _mm512_loadu_ps(p); }
 KZ_INLINE kvf kv_add(kvf a, kvf b) { return _mm512_add_ps(a, b); }
+KZ_INLINE kvf kv_set1(float x) { return _mm512_set1_ps(x); }
+KZ_INLINE void kv_storeu(float *p, kvf v) { _mm512_storeu_ps(p, v); }
 #else
 typedef __m256i kvi;
 typedef __m256 kvf;
@@ -366,6 +368,8 @@ KZ_INLINE kvf kv_fma(kvf a, kvf b, kvf c) { return _mm256_fmadd_ps(a, b, c); }
 KZ_INLINE float kv_hsum(kvf v) { return hsum_ps(v); }
 KZ_INLINE kvf kv_loadu(const float *p) { return _mm256_loadu_ps(p); }
 KZ_INLINE kvf kv_add(kvf a, kvf b) { return _mm256_add_ps(a, b); }
+KZ_INLINE kvf kv_set1(float x) { return _mm256_set1_ps(x); }
+KZ_INLINE void kv_storeu(float *p, kvf v) { _mm256_storeu_ps(p, v); }
 #endif
 
 /* the integer bias B of a kind's unsigned codes (Q8_0: with VNNI only) */
@@ -2440,6 +2444,49 @@ static void x_attn_scores(const float *q, const float *k, size_t stride, int n, 
     }
 }
 
+/* One head's output: the hd sums stay in registers across all positions
+ * (nv = hd / W vectors, a constant in each instance); with four vectors or
+ * fewer, two sets of them (even and odd positions) so the FMA chains
+ * overlap. Each position is one broadcast and nv FMAs. */
+KZ_INLINE void attn_values_nv(const float *s, const float *v, size_t stride, int n, float *out, const int nv)
+{
+    enum { W = (int)(sizeof(kvf) / sizeof(float)) };
+    const int sets = nv <= 4 ? 2 : 1;
+    kvf a[2][16];
+    for (int j = 0; j < nv; j++)
+        a[0][j] = a[1][j] = kv_fzero();
+    int p = 0;
+    for (; p + sets <= n; p += sets)
+        for (int k = 0; k < sets; k++) {
+            const float *vp = v + (size_t)(p + k) * stride;
+            kvf sp = kv_set1(s[p + k]);
+            for (int j = 0; j < nv; j++)
+                a[k][j] = kv_fma(kv_loadu(vp + j * W), sp, a[k][j]);
+        }
+    for (; p < n; p++) {
+        const float *vp = v + (size_t)p * stride;
+        kvf sp = kv_set1(s[p]);
+        for (int j = 0; j < nv; j++)
+            a[0][j] = kv_fma(kv_loadu(vp + j * W), sp, a[0][j]);
+    }
+    for (int j = 0; j < nv; j++)
+        kv_storeu(out + j * W, sets == 2 ? kv_add(a[0][j], a[1][j]) : a[0][j]);
+}
+
+/* Head sizes of 2, 4, 8 or 16 vectors (64 and 128 on zmm, 32 to 128 on
+ * ymm); others take the reference. */
+static void x_attn_values(const float *s, const float *v, size_t stride, int n, int hd, float *out)
+{
+    enum { W = (int)(sizeof(kvf) / sizeof(float)) };
+    switch (hd % W ? 0 : hd / W) {
+    case 2: attn_values_nv(s, v, stride, n, out, 2); break;
+    case 4: attn_values_nv(s, v, stride, n, out, 4); break;
+    case 8: attn_values_nv(s, v, stride, n, out, 8); break;
+    case 16: attn_values_nv(s, v, stride, n, out, 16); break;
+    default: kz_ref_attn_values(s, v, stride, n, hd, out); break;
+    }
+}
+
 /* Mean of squares in double (products of floats are exact in double), then
  * the reference's out = (x * scale) * w. */
 static void x_rmsnorm(float *out, const float *x, const float *restrict w, int64_t n, float eps)
@@ -2502,6 +2549,7 @@ const struct kz_kernels KZ_X86_TABLE = {
     .matvec_rows = x_matvec_rows,
     .rmsnorm = x_rmsnorm,
     .attn_scores = x_attn_scores,
+    .attn_values = x_attn_values,
     .softmax = x_softmax,
     .silu = x_silu,
     .swiglu = x_swiglu,
