@@ -121,9 +121,10 @@ void kz_ref_softmax(float *x, int64_t n);
  * floats each): one attention head's scores over its context. */
 void kz_ref_attn_scores(const float *q, const float *k, size_t stride, int n, int hd, float scale, float *out);
 
-/* out[i] = sum over p < n of s[p] * v_p[i] for i < hd, v_p = v + p * stride:
- * one attention head's output, its weights s over the value rows. The
- * reference sums each out[i] in position order. */
+/* out[i] += sum over p < n of s[p] * v_p[i] for i < hd, v_p = v + p * stride:
+ * one attention head's output, its weights s over the value rows (added to
+ * out, so a context can be taken a block of positions at a time). The
+ * reference adds to each out[i] in position order. */
 void kz_ref_attn_values(const float *s, const float *v, size_t stride, int n, int hd, float *out);
 
 /* out[i] = x[i] * sigmoid(x[i]); out may equal x. */

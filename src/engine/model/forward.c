@@ -339,11 +339,10 @@ struct attn_job {
     int layer;
 };
 
-/* Floats of scratch per thread: a score row for each query head of a KV
- * group, and one head's partial output. */
+/* Floats of scratch per thread: a score row for each query head of a KV group. */
 static size_t attn_scratch(const struct kz_model_config *c, int n_ctx_max)
 {
-    return (size_t)(c->n_head / c->n_head_kv) * (size_t)n_ctx_max + (size_t)c->head_dim;
+    return (size_t)(c->n_head / c->n_head_kv) * (size_t)n_ctx_max;
 }
 
 enum { ATTN_BLOCK = 64 }; /* positions whose K (or V) rows of one KV head stay in L1 for the whole group */
@@ -364,7 +363,6 @@ static void attn_task(void *arg, int ith, int nth)
     size_t nkv = (size_t)c->n_head_kv * (size_t)hd, nq = (size_t)c->n_head * (size_t)hd;
     float scale = 1.0f / sqrtf((float)hd);
     float *s = j->w->scores + (size_t)ith * attn_scratch(c, nmax);
-    float *part = s + (size_t)group * (size_t)nmax;
     long u0, u1;
     kz_split_rows((long)j->n * c->n_head_kv, ith, nth, &u0, &u1);
     for (long u = u0; u < u1; u++) {
@@ -384,19 +382,12 @@ static void attn_task(void *arg, int ith, int nth)
         }
         for (int g = 0; g < group; g++)
             k->softmax(s + (size_t)g * (size_t)nmax, n);
+        memset(out, 0, (size_t)group * (size_t)hd * sizeof *out);
         for (int p0 = 0; p0 < n; p0 += ATTN_BLOCK) {
             int b = n - p0 < ATTN_BLOCK ? n - p0 : ATTN_BLOCK;
-            for (int g = 0; g < group; g++) {
-                float *o = out + (size_t)g * (size_t)hd;
-                const float *sg = s + (size_t)g * (size_t)nmax + p0;
-                if (p0 == 0) {
-                    k->attn_values(sg, vc, nkv, b, hd, o);
-                    continue;
-                }
-                k->attn_values(sg, vc + (size_t)p0 * nkv, nkv, b, hd, part);
-                for (int i = 0; i < hd; i++)
-                    o[i] += part[i];
-            }
+            for (int g = 0; g < group; g++)
+                k->attn_values(s + (size_t)g * (size_t)nmax + p0, vc + (size_t)p0 * nkv, nkv, b, hd,
+                               out + (size_t)g * (size_t)hd);
         }
     }
 }

@@ -641,14 +641,17 @@ static void n_attn_scores(const float *q, const float *k, size_t stride, int n, 
     }
 }
 
-/* One head's output with its sums in registers, as in the x86 families
- * (nv = hd / 4 a constant per instance; two sets of sums up to 8 vectors). */
+/* One head's output, added to out, with its sums in registers, as in the
+ * x86 families (nv = hd / 4 a constant per instance; two sets of sums up
+ * to 8 vectors). */
 static inline void n_attn_values_nv(const float *s, const float *v, size_t stride, int n, float *out, const int nv)
 {
     const int sets = nv <= 8 ? 2 : 1;
     float32x4_t a[2][32];
-    for (int j = 0; j < nv; j++)
-        a[0][j] = a[1][j] = vdupq_n_f32(0.0f);
+    for (int j = 0; j < nv; j++) {
+        a[0][j] = vld1q_f32(out + 4 * j);
+        a[1][j] = vdupq_n_f32(0.0f);
+    }
     int p = 0;
     for (; p + sets <= n; p += sets)
         for (int k = 0; k < sets; k++) {

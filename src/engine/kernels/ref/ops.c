@@ -122,8 +122,6 @@ void kz_ref_attn_scores(const float *q, const float *k, size_t stride, int n, in
 
 void kz_ref_attn_values(const float *s, const float *v, size_t stride, int n, int hd, float *out)
 {
-    for (int i = 0; i < hd; i++)
-        out[i] = 0.0f;
     for (int p = 0; p < n; p++)
         for (int i = 0; i < hd; i++)
             out[i] += s[p] * v[(size_t)p * stride + (size_t)i];

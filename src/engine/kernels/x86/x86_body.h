@@ -2444,17 +2444,19 @@ static void x_attn_scores(const float *q, const float *k, size_t stride, int n, 
     }
 }
 
-/* One head's output: the hd sums stay in registers across all positions
- * (nv = hd / W vectors, a constant in each instance); with four vectors or
- * fewer, two sets of them (even and odd positions) so the FMA chains
- * overlap. Each position is one broadcast and nv FMAs. */
+/* One head's output, added to out: the hd sums stay in registers across
+ * all positions (nv = hd / W vectors, a constant in each instance); with
+ * four vectors or fewer, two sets of them (even and odd positions) so the
+ * FMA chains overlap. Each position is one broadcast and nv FMAs. */
 KZ_INLINE void attn_values_nv(const float *s, const float *v, size_t stride, int n, float *out, const int nv)
 {
     enum { W = (int)(sizeof(kvf) / sizeof(float)) };
     const int sets = nv <= 4 ? 2 : 1;
     kvf a[2][16];
-    for (int j = 0; j < nv; j++)
-        a[0][j] = a[1][j] = kv_fzero();
+    for (int j = 0; j < nv; j++) {
+        a[0][j] = kv_loadu(out + j * W);
+        a[1][j] = kv_fzero();
+    }
     int p = 0;
     for (; p + sets <= n; p += sets)
         for (int k = 0; k < sets; k++) {
