@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "engine/gguf/dtype.h"
 #include "engine/model/model.h"
 #include "engine/sched/threadpool.h"
 
@@ -40,7 +41,7 @@ int main(int argc, char **argv)
     struct kz_pool *p = nth > 1 ? kz_pool_new(nth) : NULL;
     for (int i = 0; i < MAXB; i++) {
         int32_t t = 5 + i;
-        if (kz_ctx_new(m, 512, p, &c[i], &e) || kz_ctx_eval(c[i], &t, 1, &e)) {
+        if (kz_ctx_new(m, 512, KZ_DT_F16, p, &c[i], &e) || kz_ctx_eval(c[i], &t, 1, &e)) {
             fprintf(stderr, "bench_batch: %s\n", e.msg);
             return 1;
         }

@@ -267,6 +267,7 @@ static kz_status make_providers(struct server *s, struct kz_gen *g, struct kz_er
         } else if (cp->type == KZ_PROV_LOCAL) {
             struct kz_local_opts lo = {.model_path = cp->model_path, .n_parallel = cp->n_parallel, .n_ctx = cp->n_ctx,
                                        .n_threads = cp->n_threads, .max_queue = s->o.max_queue,
+                                       .kv_type = cp->kv_f32 ? "f32" : "f16",
                                        .post = post_to_loop, .post_ud = s->gw.http, .on_loaded = on_loaded, .ud = s};
             rc = kz_local_new(cp, &lo, s->gw.loop, &g->providers[i], err);
             if (!rc) {
@@ -414,6 +415,8 @@ static kz_status synthesize(const struct kz_serve_opts *o, struct kz_config **ou
         n += snprintf(y + n, cap - (size_t)n, "    n_ctx: %d\n", o->n_ctx);
     if (o->n_threads > 0)
         n += snprintf(y + n, cap - (size_t)n, "    n_threads: %d\n", o->n_threads);
+    if (o->kv_f32)
+        n += snprintf(y + n, cap - (size_t)n, "    kv_type: f32\n");
     snprintf(y + n, cap - (size_t)n, "models:\n  - name: %s\n    deployments:\n      - {provider: local}\n"
                                      "router:\n  max_attempts: 1\n",
              qname);

@@ -29,6 +29,7 @@ struct kz_serve_opts {
     int n_parallel;          /* sequences at once (default 4) */
     int n_ctx;               /* positions per sequence (0: model's, capped at 4096) */
     int n_threads;           /* 0: physical cores */
+    int kv_f32;              /* KV cache in F32 (default F16) */
     int max_queue;           /* waiting requests before 503 (default 64) */
     size_t max_body;         /* request body limit (default 4 MiB) */
     unsigned drain_ms;       /* graceful shutdown bound (default 10000) */

@@ -25,7 +25,7 @@
 #include "engine/sched/threadpool.h"
 
 static const char help[] =
-    "Usage: kyozon bench -m FILE [-p N] [-n N] [-d N] [-t THREADS] [-r REPS]\n"
+    "Usage: kyozon bench -m FILE [-p N] [-n N] [-d N] [-t THREADS] [-r REPS] [--kv-type T]\n"
     "\n"
     "Measures prompt processing and generation speed (median and range over\n"
     "the repetitions), this machine's memory bandwidth, and generation as a\n"
@@ -39,6 +39,7 @@ static const char help[] =
     "                     evaluated as one batch and not timed (default 0)\n"
     "  -t, --threads N    threads (default: physical cores)\n"
     "  -r N               repetitions (default 5)\n"
+    "      --kv-type T    KV cache type, f16 (default) or f32\n"
     "  -h, --help         show this help\n";
 
 static double now(void)
@@ -96,7 +97,7 @@ static int cmp_double(const void *a, const void *b)
 
 int kz_cmd_bench(int argc, char **argv)
 {
-    const char *path = NULL;
+    const char *path = NULL, *kv_name = NULL;
     long n_prompt = 512, n_gen = 128, depth = 0, threads = 0, reps = 5;
     const struct kz_opt opts[] = {
         KZ_ARG_TEXT("-m|--model", &path),
@@ -105,6 +106,7 @@ int kz_cmd_bench(int argc, char **argv)
         KZ_ARG_INT("-d", &depth, 0, 1 << 16),
         KZ_ARG_INT("-t|--threads", &threads, 1, 1024),
         KZ_ARG_INT("-r", &reps, 1, 1000),
+        KZ_ARG_TEXT("--kv-type", &kv_name),
     };
     int rc = KZ_ARGS("bench", help, opts, argc, argv, NULL);
     if (rc >= 0)
@@ -126,7 +128,9 @@ int kz_cmd_bench(int argc, char **argv)
         return 1;
     }
     long n_toks = n_prompt > depth ? n_prompt : depth;
-    if (kz_model_load(path, &m, &err) || kz_ctx_new(m, (int)(n_toks + n_gen), pool, &ctx, &err))
+    uint32_t kv_type;
+    if (kz_kv_type_parse(kv_name, &kv_type, &err) || kz_model_load(path, &m, &err) ||
+        kz_ctx_new(m, (int)(n_toks + n_gen), kv_type, pool, &ctx, &err))
         goto fail;
     const struct kz_model_config *c = kz_model_config(m);
     toks = kz_malloc((size_t)n_toks * sizeof *toks);
@@ -170,7 +174,7 @@ int kz_cmd_bench(int argc, char **argv)
     double med_p = tp[reps / 2], med_g = tg[reps / 2];
     printf("model        %s (%s, %.2f B parameters, %.0f MB read per token)\n", path, c->arch_name,
            (double)kz_model_n_params(m) / 1e9, bytes / 1e6);
-    printf("kernels      %s, %d thread(s)\n", kz_kernels_get()->name, nth);
+    printf("kernels      %s, %d thread(s), %s KV cache\n", kz_kernels_get()->name, nth, kz_dtype_name(kv_type));
     printf("bandwidth    %.1f GB/s (vectorized 1 GiB read, best of 7)\n", bw);
     printf("\n| test | t/s (median) | min | max | %% of roofline |\n|---|---|---|---|---|\n");
     printf("| pp%ld | %.2f | %.2f | %.2f | |\n", n_prompt, med_p, tp[0], tp[reps - 1]);

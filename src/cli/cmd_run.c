@@ -35,6 +35,7 @@ static const char help[] =
     "  -s, --seed S            random seed (default: random, printed to stderr)\n"
     "  -t, --threads N         worker threads (default: physical cores)\n"
     "  -c, --ctx N             context size in tokens (default: the model's training context)\n"
+    "      --kv-type T         KV cache type: f16 (default, half the memory) or f32 (exact)\n"
     "      --logits-out FILE   write the logits of the last prompt position as a JSON array\n"
     "  -h, --help              show this help\n";
 
@@ -65,7 +66,7 @@ static double now_s(void)
 
 int kz_cmd_run(int argc, char **argv)
 {
-    const char *model_path = NULL, *prompt = NULL, *logits_out = NULL;
+    const char *model_path = NULL, *prompt = NULL, *logits_out = NULL, *kv_name = NULL;
     long n_predict = 128, threads = 0, n_ctx = 0, rl = 64, top_k = 40;
     struct kz_sampler_params sp = kz_sampler_defaults();
     int have_seed = 0;
@@ -83,6 +84,7 @@ int kz_cmd_run(int argc, char **argv)
         KZ_ARG_INT("-t|--threads", &threads, 1, 1024),
         KZ_ARG_INT("-c|--ctx", &n_ctx, 1, KZ_MODEL_MAX_CTX),
         KZ_ARG_TEXT("--logits-out", &logits_out),
+        KZ_ARG_TEXT("--kv-type", &kv_name),
     };
     int rc = KZ_ARGS("run", help, opts, argc, argv, NULL);
     if (rc >= 0)
@@ -110,7 +112,8 @@ int kz_cmd_run(int argc, char **argv)
     size_t n_ids = 0;
     int status = 1;
 
-    if (kz_sampler_params_check(&sp, &err) != KZ_OK)
+    uint32_t kv_type;
+    if (kz_sampler_params_check(&sp, &err) != KZ_OK || kz_kv_type_parse(kv_name, &kv_type, &err) != KZ_OK)
         goto fail;
     if (kz_model_load(model_path, &m, &err) != KZ_OK)
         goto fail;
@@ -127,7 +130,7 @@ int kz_cmd_run(int argc, char **argv)
         kz_err_set(&err, KZ_ENOMEM, "cannot start worker threads");
         goto fail;
     }
-    if (kz_ctx_new(m, (int)n_ctx, pool, &ctx, &err) != KZ_OK)
+    if (kz_ctx_new(m, (int)n_ctx, kv_type, pool, &ctx, &err) != KZ_OK)
         goto fail;
     if (n_ids > (size_t)kz_ctx_n_ctx(ctx)) {
         kz_err_set(&err, KZ_ELIMIT, "the prompt is %zu tokens, the context holds %d (raise --ctx)", n_ids,

@@ -7,6 +7,8 @@
 
 #include "api/serve.h"
 #include "cli/args.h"
+#include "engine/gguf/dtype.h"
+#include "engine/model/model.h"
 #include "store/modelcache.h"
 
 static const char help[] =
@@ -31,6 +33,7 @@ static const char help[] =
     "      --parallel N       sequences generated at once (default 4)\n"
     "  -c, --ctx N            context positions per sequence (default: the model's, at most 4096)\n"
     "  -t, --threads N        kernel threads (default: physical cores)\n"
+    "      --kv-type T        KV cache type: f16 (default, half the memory) or f32 (exact)\n"
     "      --model-name NAME  the model id clients send (default: the file name without .gguf)\n"
     "      --max-queue N      requests waiting for a slot before 503 (default 64)\n"
     "      --max-body BYTES   request body limit (default 4194304)\n"
@@ -48,7 +51,7 @@ int kz_cmd_serve(int argc, char **argv)
 {
     struct kz_serve_opts o = {0};
     const char *model = getenv("KYOZON_MODEL");
-    const char *config = NULL;
+    const char *config = NULL, *kv_name = NULL;
     long port = -1, par = 4, ctx = 0, thr = 0, mq = 64, body = 4 << 20, drain = 10000;
     const struct kz_opt opts[] = {
         KZ_ARG_TEXT("-m|--model", &model),
@@ -58,6 +61,7 @@ int kz_cmd_serve(int argc, char **argv)
         KZ_ARG_INT("--parallel", &par, 1, 256),
         KZ_ARG_INT("-c|--ctx", &ctx, 16, 1 << 20),
         KZ_ARG_INT("-t|--threads", &thr, 1, 1024),
+        KZ_ARG_TEXT("--kv-type", &kv_name),
         KZ_ARG_TEXT("--model-name", &o.model_name),
         KZ_ARG_INT("--max-queue", &mq, 1, 1 << 20),
         KZ_ARG_INT("--max-body", &body, 1024, 1L << 30),
@@ -71,6 +75,12 @@ int kz_cmd_serve(int argc, char **argv)
         return rc;
     char path[4096];
     struct kz_err err = {{0}};
+    uint32_t kv_type;
+    if (kz_kv_type_parse(kv_name, &kv_type, &err) != KZ_OK) {
+        fprintf(stderr, "kyozon serve: %s\n", err.msg);
+        return 2;
+    }
+    o.kv_f32 = kv_type == KZ_DT_F32;
     if (config) {
         o.config_path = config;
     } else if (!model || !*model) {

@@ -51,6 +51,7 @@ struct kz_cfg_provider {
     /* local */
     char *model_path;        /* local: required; relative paths are relative to the config file's directory */
     int n_parallel, n_ctx, n_threads; /* local: 0 means the engine default */
+    int kv_f32;              /* local: kv_type f32 (1) or f16 (0, the default) */
     /* azure */
     char *api_version;       /* azure: required (e.g. "2024-10-21") */
     /* bedrock */

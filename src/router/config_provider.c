@@ -11,7 +11,7 @@
 #include "router/config_int.h"
 
 enum pkey {
-    PK_NAME, PK_TYPE, PK_BASE_URL, PK_API_KEY, PK_MODEL_PATH, PK_N_PARALLEL, PK_N_CTX, PK_N_THREADS,
+    PK_NAME, PK_TYPE, PK_BASE_URL, PK_API_KEY, PK_MODEL_PATH, PK_N_PARALLEL, PK_N_CTX, PK_N_THREADS, PK_KV_TYPE,
     PK_API_VERSION, PK_REGION, PK_ACCESS_KEY_ID, PK_SECRET_ACCESS_KEY, PK_SESSION_TOKEN, PK_CONNECT_TIMEOUT,
     PK_HEADER_TIMEOUT, PK_IDLE_TIMEOUT, PK_REQUEST_TIMEOUT, PK_MAX_CONCURRENCY, PK_PRICE, PK_PRIVACY, PK_WEIGHT,
     PK_UPSTREAM_STREAM,
@@ -34,6 +34,7 @@ static const struct {
     [PK_N_PARALLEL] = {"n_parallel", T(LOCAL)},
     [PK_N_CTX] = {"n_ctx", T(LOCAL)},
     [PK_N_THREADS] = {"n_threads", T(LOCAL)},
+    [PK_KV_TYPE] = {"kv_type", T(LOCAL)},
     [PK_API_VERSION] = {"api_version", T(AZURE)},
     [PK_REGION] = {"region", T(BEDROCK)},
     [PK_ACCESS_KEY_ID] = {"access_key_id", T(BEDROCK)},
@@ -189,6 +190,10 @@ static kz_status read_key(const struct kz_cfg_ctx *cx, const struct kz_cfg_node 
         return kz_cfg__int(cx, n, 0, 1 << 24, &p->n_ctx);
     case PK_N_THREADS:
         return kz_cfg__int(cx, n, 0, 1024, &p->n_threads);
+    case PK_KV_TYPE: {
+        static const char *const names[2] = {"f16", "f32"};
+        return kz_cfg__choice(cx, n, "kv_type", names, 2, &p->kv_f32);
+    }
     case PK_API_VERSION:
         return read_checked(cx, n, 64, "._-", 1, "letters, digits, '.', '_' and '-'", &p->api_version);
     case PK_REGION:

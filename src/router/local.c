@@ -532,7 +532,8 @@ static void load_work(uv_work_t *w)
         L->bos_text = token_text(L->tok, kz_tok_bos(L->tok));
         L->eos_text = token_text(L->tok, kz_tok_eos(L->tok));
         struct kz_sched_config cfg = {.n_parallel = L->o.n_parallel, .n_ctx = L->o.n_ctx,
-                                      .max_queue = L->o.max_queue, .n_threads = L->o.n_threads};
+                                      .max_queue = L->o.max_queue, .n_threads = L->o.n_threads,
+                                      .kv_type = L->o.kv_type};
         rc = kz_sched_new(L->model, L->tok, &cfg, &L->sched, err);
     }
     L->state = rc ? -1 : 1;

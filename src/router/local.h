@@ -25,6 +25,7 @@
 struct kz_local_opts {
     const char *model_path;
     int n_parallel, n_ctx, n_threads, max_queue; /* 0: defaults */
+    const char *kv_type; /* "f16" or "f32" (NULL: f16); static storage */
     /* queues fn(arg) on the loop thread from any thread; nonzero when the
      * loop is gone (then the caller runs fn itself) */
     int (*post)(void *post_ud, void (*fn)(void *), void *arg);

@@ -105,6 +105,7 @@ static void bad_input(void)
     } cases[] = {
         {"run -m", "run: -m needs a value"},
         {"serve stray", "serve: unknown option 'stray'"},
+        {"serve -m x --kv-type bf16", "serve: unknown KV cache type 'bf16' (f16 or f32)"},
         {"bench -m x -r 0", "bench: -r: 0 is out of range (1..1000)"},
         {"synth --seed -3", "synth: --seed: '-3' is not a non-negative integer"},
         {"tokenize -m x one two", "give the text as one argument"},
@@ -174,6 +175,16 @@ static void synth(void)
     r = run(a);
     T_OK(r.status == 0, "bench -d: %s", r.err);
     T_OK(strstr(r.out, "| tg4 @ d16 |") != NULL, "bench -d table:\n%s", r.out);
+    T_OK(strstr(r.out, "F16 KV cache") != NULL, "bench: F16 KV cache by default:\n%s", r.out);
+    res_free(&r);
+    snprintf(a, sizeof a, "bench -m %s -p 8 -n 4 -d 16 -r 1 -t 1 --kv-type f32", p1);
+    r = run(a);
+    T_OK(r.status == 0 && strstr(r.out, "F32 KV cache") != NULL, "bench --kv-type f32: %s\n%s", r.err, r.out);
+    res_free(&r);
+    snprintf(a, sizeof a, "run -m %s -p 'Hello world' -n 2 --kv-type q4_0", p1);
+    r = run(a);
+    T_EQ_INT(r.status, 1);
+    T_OK(strstr(r.err, "unknown KV cache type 'q4_0' (f16 or f32)") != NULL, "bad KV type: %s", r.err);
     res_free(&r);
     /* a prompt longer than the context is refused with a clear message */
     snprintf(a, sizeof a, "run -m %s -p 'Hello world, this prompt is long' --ctx 4 --temp 0", p1);
@@ -190,7 +201,8 @@ static void synth(void)
 
 static int hexval(char c) { return c <= '9' ? c - '0' : (c | 32) - 'a' + 10; }
 
-/* kyozon run --temp 0 prints exactly the golden bytes; --logits-out matches. */
+/* kyozon run --temp 0 prints exactly the golden bytes; --logits-out matches
+ * (KV cache in F32, as the reference kept it). */
 static void golden_run(void)
 {
     const char *model = t_data_path("aidreams260K.gguf");
@@ -218,8 +230,8 @@ static void golden_run(void)
         FILE *f = fopen(ppath, "w");
         fputs(prompt, f);
         fclose(f);
-        snprintf(a, sizeof a, "run -m %s -p \"$(cat %s)\" -n %d --temp 0 -t 1 --logits-out %s", mpath, ppath, n,
-                 lpath);
+        snprintf(a, sizeof a, "run -m %s -p \"$(cat %s)\" -n %d --temp 0 -t 1 --kv-type f32 --logits-out %s", mpath,
+                 ppath, n, lpath);
         struct res r = run(a);
         T_OK(r.status == 0, "run %02d: %s", i, r.err);
         size_t hl = strlen(hex);

@@ -128,6 +128,7 @@ static void example_loads(void)
     T_EQ_INT(p->n_parallel, 0);
     T_EQ_INT(p->n_ctx, 0);
     T_EQ_INT(p->n_threads, 0);
+    T_EQ_INT(p->kv_f32, 0); /* F16 by default */
     T_EQ_INT(p->privacy, KZ_PRIVACY_LOCAL);
     T_EQ_INT(p->weight, 1);
     T_EQ_INT(p->has_price, 0);
@@ -243,7 +244,7 @@ static void defaults(void)
                       "ledger: sqlite:///var/lib/kyozon/ledger.db\n"
                       "providers:\n"
                       "  - {name: eng, type: local, model_path: /m/a.gguf, n_parallel: 4, n_ctx: 8192, n_threads: 8,\n"
-                      "     request_timeout_ms: 1000, max_concurrency: 16, weight: 3, privacy: private,\n"
+                      "     kv_type: f32, request_timeout_ms: 1000, max_concurrency: 16, weight: 3, privacy: private,\n"
                       "     price: {input_per_mtok: 0.01}}\n"
                       "  - name: az\n"
                       "    type: azure\n"
@@ -296,7 +297,7 @@ static void defaults(void)
     }
     const struct kz_cfg_provider *p = &c->providers[0];
     T_EQ_STR(p->model_path, "/m/a.gguf"); /* absolute: kept */
-    T_OK(p->n_parallel == 4 && p->n_ctx == 8192 && p->n_threads == 8, "engine knobs");
+    T_OK(p->n_parallel == 4 && p->n_ctx == 8192 && p->n_threads == 8 && p->kv_f32 == 1, "engine knobs");
     T_OK(p->request_timeout_ms == 1000 && p->max_concurrency == 16 && p->weight == 3, "limits");
     T_EQ_INT(p->privacy, KZ_PRIVACY_PRIVATE);
     T_OK(p->has_price && p->price.input_per_mtok == 10000 && p->price.output_per_mtok == 0, "half a price");
@@ -430,6 +431,8 @@ static const struct bad {
      2, "give either api_key or access_key_id and secret_access_key, not both"},
     {ENG "  - name: f\n    type: local\n    model_path: n.gguf\n", 6,
      "providers[1].type: only one provider of type local is allowed (providers[0] is one)"},
+    {ENG "    kv_type: q8_0\n", 5, "providers[0].kv_type: unknown kv_type 'q8_0' (expected f16 or f32)"},
+    {OA "    kv_type: f32\n", 5, "providers[0].kv_type"},
     {OA "    privacy: local\n", 5, "providers[0].privacy: only a provider of type local can have privacy local"},
     {OA "    privacy: public\n", 5, "providers[0].privacy: unknown privacy 'public' (expected local, private or external)"},
     {OA "    upstream_stream: sometimes\n", 5,

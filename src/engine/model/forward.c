@@ -41,8 +41,10 @@ struct kz_ctx {
     /* (n_layer, n_head_kv, n_ctx, head_dim): head-major, so the attention
      * of one KV head streams one contiguous run of rows (position-major
      * interleaved the heads: 256 bytes read out of every 1 KiB) */
-    float *k_cache;
-    float *v_cache;
+    void *k_cache;
+    void *v_cache;
+    uint32_t kv_type; /* KZ_DT_F32 or KZ_DT_F16 */
+    size_t kv_esize;  /* bytes per element */
     float *logits;    /* (n_vocab) */
     double *embd_sum; /* (n_embd) pooled hidden states */
     long embd_count;
@@ -69,8 +71,28 @@ struct kz_work {
 
 /* ---- contexts ------------------------------------------------------------------ */
 
-kz_status kz_ctx_new(const struct kz_model *m, int n_ctx, struct kz_pool *pool, struct kz_ctx **out,
-                     struct kz_err *err)
+kz_status kz_kv_type_parse(const char *name, uint32_t *out, struct kz_err *err)
+{
+    if (!name || !*name || strcmp(name, "f16") == 0)
+        *out = KZ_DT_F16;
+    else if (strcmp(name, "f32") == 0)
+        *out = KZ_DT_F32;
+    else
+        return kz_err_set(err, KZ_EINVAL, "unknown KV cache type '%s' (f16 or f32)", name);
+    return KZ_OK;
+}
+
+size_t kz_ctx_kv_bytes(const struct kz_model *m, int n_ctx, uint32_t kv_type)
+{
+    const struct kz_model_config *c = &m->cfg;
+    if (n_ctx <= 0)
+        n_ctx = c->n_ctx_train;
+    size_t cache = (size_t)c->n_layer * (size_t)n_ctx * (size_t)c->n_head_kv * (size_t)c->head_dim;
+    return 2 * cache * (kv_type == KZ_DT_F16 ? 2 : 4);
+}
+
+kz_status kz_ctx_new(const struct kz_model *m, int n_ctx, uint32_t kv_type, struct kz_pool *pool,
+                     struct kz_ctx **out, struct kz_err *err)
 {
     const struct kz_model_config *c = &m->cfg;
     *out = NULL;
@@ -78,22 +100,26 @@ kz_status kz_ctx_new(const struct kz_model *m, int n_ctx, struct kz_pool *pool, 
         n_ctx = c->n_ctx_train;
     if (n_ctx > KZ_MODEL_MAX_CTX)
         return kz_err_set(err, KZ_EINVAL, "context size %d is above the limit %d", n_ctx, KZ_MODEL_MAX_CTX);
+    if (kv_type != KZ_DT_F32 && kv_type != KZ_DT_F16)
+        return kz_err_set(err, KZ_EINVAL, "KV cache type %s is not supported (f32 or f16)", kz_dtype_name(kv_type));
     struct kz_ctx *x = kz_calloc(1, sizeof *x);
     if (!x)
         return kz_err_set(err, KZ_ENOMEM, "out of memory");
     x->m = m;
     x->pool = pool;
     x->n_ctx = n_ctx;
-    size_t nkv = (size_t)c->n_head_kv * (size_t)c->head_dim;
-    size_t cache = (size_t)c->n_layer * (size_t)n_ctx * nkv;
-    x->k_cache = kz_calloc(cache, sizeof(float));
-    x->v_cache = kz_calloc(cache, sizeof(float));
+    x->kv_type = kv_type;
+    x->kv_esize = kz_dtype_row_size(kv_type, 1);
+    size_t bytes = kz_ctx_kv_bytes(m, n_ctx, kv_type) / 2;
+    /* calloc: pages are touched only as positions fill */
+    x->k_cache = kz_calloc(bytes, 1);
+    x->v_cache = kz_calloc(bytes, 1);
     x->logits = kz_calloc((size_t)c->n_vocab, sizeof(float));
     x->embd_sum = kz_calloc((size_t)c->n_embd, sizeof(double));
     if (!x->k_cache || !x->v_cache || !x->logits || !x->embd_sum) {
         kz_ctx_free(x);
         return kz_err_set(err, KZ_ENOMEM, "out of memory allocating a %d-token context (%zu MiB KV cache)", n_ctx,
-                          2 * cache * sizeof(float) >> 20);
+                          2 * bytes >> 20);
     }
     *out = x;
     return KZ_OK;
@@ -112,6 +138,7 @@ void kz_ctx_free(struct kz_ctx *x)
 }
 
 int kz_ctx_n_ctx(const struct kz_ctx *x) { return x->n_ctx; }
+uint32_t kz_ctx_kv_type(const struct kz_ctx *x) { return x->kv_type; }
 int kz_ctx_n_past(const struct kz_ctx *x) { return x->n_past; }
 const float *kz_ctx_logits(const struct kz_ctx *x) { return x->logits; }
 
@@ -342,13 +369,27 @@ struct attn_job {
     int layer;
 };
 
-/* Floats of scratch per thread: a score row for each query head of a KV group. */
+enum { ATTN_BLOCK = 64 }; /* positions whose K (or V) rows of one KV head stay in L1 for the whole group */
+
+/* Floats of scratch per thread: a score row for each query head of a KV
+ * group, and a block of K or V rows converted to f32 (F16 cache). */
 static size_t attn_scratch(const struct kz_model_config *c, int n_ctx_max)
 {
-    return (size_t)(c->n_head / c->n_head_kv) * (size_t)n_ctx_max;
+    return (size_t)(c->n_head / c->n_head_kv) * (size_t)n_ctx_max + (size_t)ATTN_BLOCK * (size_t)c->head_dim;
 }
 
-enum { ATTN_BLOCK = 64 }; /* positions whose K (or V) rows of one KV head stay in L1 for the whole group */
+/* b rows of one KV head from position p0 as f32: the cache itself when it
+ * is F32, else converted once into buf for all the heads of the group (a
+ * conversion in the kernels would be made once per head). */
+static const float *kv_rows(const struct kz_kernels *k, const struct kz_ctx *x, const char *base, int p0, int b,
+                            int hd, float *buf)
+{
+    const char *r = base + (size_t)p0 * (size_t)hd * x->kv_esize;
+    if (x->kv_type == KZ_DT_F32)
+        return (const float *)(const void *)r;
+    k->type_ops(x->kv_type)->to_float(r, buf, (int64_t)b * hd);
+    return buf;
+}
 
 /* One (token, KV head) pair per unit: the `group` query heads that share
  * the KV head go together, a block of positions at a time, so each K and V
@@ -366,6 +407,7 @@ static void attn_task(void *arg, int ith, int nth)
     size_t nq = (size_t)c->n_head * (size_t)hd;
     float scale = 1.0f / sqrtf((float)hd);
     float *s = j->w->scores + (size_t)ith * attn_scratch(c, nmax);
+    float *buf = s + (size_t)group * (size_t)nmax;
     long u0, u1;
     kz_split_rows((long)j->n * c->n_head_kv, ith, nth, &u0, &u1);
     for (long u = u0; u < u1; u++) {
@@ -373,14 +415,15 @@ static void attn_task(void *arg, int ith, int nth)
         const struct kz_ctx *x = j->items[t].ctx;
         int n = j->w->pos[t] + 1;
         size_t kvo = ((size_t)j->layer * (size_t)c->n_head_kv + (size_t)kh) * (size_t)x->n_ctx * (size_t)hd;
-        const float *kc = x->k_cache + kvo;
-        const float *vc = x->v_cache + kvo;
+        const char *kc = (const char *)x->k_cache + kvo * x->kv_esize;
+        const char *vc = (const char *)x->v_cache + kvo * x->kv_esize;
         const float *q = j->w->q + (size_t)t * nq + (size_t)kh * (size_t)group * (size_t)hd;
         float *out = j->w->att + (size_t)t * nq + (size_t)kh * (size_t)group * (size_t)hd;
         for (int p0 = 0; p0 < n; p0 += ATTN_BLOCK) {
             int b = n - p0 < ATTN_BLOCK ? n - p0 : ATTN_BLOCK;
+            const float *kr = kv_rows(k, x, kc, p0, b, hd, buf);
             for (int g = 0; g < group; g++)
-                k->attn_scores(q + (size_t)g * (size_t)hd, kc + (size_t)p0 * (size_t)hd, (size_t)hd, b, hd, scale,
+                k->attn_scores(q + (size_t)g * (size_t)hd, kr, (size_t)hd, b, hd, scale,
                                s + (size_t)g * (size_t)nmax + p0);
         }
         for (int g = 0; g < group; g++)
@@ -388,8 +431,9 @@ static void attn_task(void *arg, int ith, int nth)
         memset(out, 0, (size_t)group * (size_t)hd * sizeof *out);
         for (int p0 = 0; p0 < n; p0 += ATTN_BLOCK) {
             int b = n - p0 < ATTN_BLOCK ? n - p0 : ATTN_BLOCK;
+            const float *vr = kv_rows(k, x, vc, p0, b, hd, buf);
             for (int g = 0; g < group; g++)
-                k->attn_values(s + (size_t)g * (size_t)nmax + p0, vc + (size_t)p0 * (size_t)hd, (size_t)hd, b, hd,
+                k->attn_values(s + (size_t)g * (size_t)nmax + p0, vr, (size_t)hd, b, hd,
                                out + (size_t)g * (size_t)hd);
         }
     }
@@ -498,11 +542,12 @@ kz_status kz_model_eval_batch(const struct kz_model *m, struct kz_work *w, struc
             rope_apply(c, cs, q, c->n_head);
             rope_apply(c, cs, kr, c->n_head_kv);
             struct kz_ctx *x = items[t].ctx;
+            const struct kz_type_ops *kvo = k->type_ops(x->kv_type);
             for (int h = 0; h < c->n_head_kv; h++) {
                 size_t off = (((size_t)l * (size_t)c->n_head_kv + (size_t)h) * (size_t)x->n_ctx + (size_t)w->pos[t]) *
-                             (size_t)c->head_dim;
-                memcpy(x->k_cache + off, kr + (size_t)h * (size_t)c->head_dim, (size_t)c->head_dim * sizeof(float));
-                memcpy(x->v_cache + off, vr + (size_t)h * (size_t)c->head_dim, (size_t)c->head_dim * sizeof(float));
+                             (size_t)c->head_dim * x->kv_esize;
+                kvo->from_float(kr + (size_t)h * (size_t)c->head_dim, (char *)x->k_cache + off, c->head_dim);
+                kvo->from_float(vr + (size_t)h * (size_t)c->head_dim, (char *)x->v_cache + off, c->head_dim);
             }
         }
         struct attn_job aj = {m, w, items, n, l};

@@ -71,9 +71,18 @@ kz_status kz_model_read_config(const struct kz_gguf *g, struct kz_model_config *
 struct kz_ctx;
 
 /* A context for one sequence of up to n_ctx tokens (n_ctx 0: the training
- * context). `pool` (borrowed, may be NULL for single-threaded) runs kernels. */
-kz_status kz_ctx_new(const struct kz_model *m, int n_ctx, struct kz_pool *pool, struct kz_ctx **out,
-                     struct kz_err *err);
+ * context). kv_type is the KV cache's element type: KZ_DT_F16 (half the
+ * memory and half the bytes attention reads; K and V rounded to 11
+ * significant bits) or KZ_DT_F32 (exact). `pool` (borrowed, may be NULL for
+ * single-threaded) runs kernels. */
+kz_status kz_ctx_new(const struct kz_model *m, int n_ctx, uint32_t kv_type, struct kz_pool *pool,
+                     struct kz_ctx **out, struct kz_err *err);
+/* The KV cache type called name: "f16" or "f32" (NULL or "": "f16", the
+ * default). KZ_EINVAL naming the accepted values otherwise. */
+kz_status kz_kv_type_parse(const char *name, uint32_t *out, struct kz_err *err);
+/* Bytes of KV cache a context of n_ctx positions allocates. */
+size_t kz_ctx_kv_bytes(const struct kz_model *m, int n_ctx, uint32_t kv_type);
+uint32_t kz_ctx_kv_type(const struct kz_ctx *c);
 void kz_ctx_free(struct kz_ctx *c);
 int kz_ctx_n_ctx(const struct kz_ctx *c);
 int kz_ctx_n_past(const struct kz_ctx *c);

@@ -342,9 +342,12 @@ kz_status kz_sched_new(const struct kz_model *m, const struct kz_tok *tok, const
         rc = kz_err_set(err, KZ_ENOMEM, "out of memory starting the scheduler");
         goto fail;
     }
-    rc = kz_work_new(m, s->cfg.n_batch, s->cfg.n_parallel, s->cfg.n_ctx, &s->work, err);
+    uint32_t kv_type;
+    rc = kz_kv_type_parse(s->cfg.kv_type, &kv_type, err);
+    if (!rc)
+        rc = kz_work_new(m, s->cfg.n_batch, s->cfg.n_parallel, s->cfg.n_ctx, &s->work, err);
     for (int i = 0; !rc && i < s->cfg.n_parallel; i++)
-        rc = kz_ctx_new(m, s->cfg.n_ctx, s->pool, &s->slots[i].ctx, err);
+        rc = kz_ctx_new(m, s->cfg.n_ctx, kv_type, s->pool, &s->slots[i].ctx, err);
     if (rc)
         goto fail;
     if (pthread_create(&s->thread, NULL, loop, s) != 0) {

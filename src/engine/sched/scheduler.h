@@ -29,6 +29,7 @@ struct kz_sched_config {
     int n_batch;    /* tokens per step (default 256) */
     int max_queue;  /* jobs waiting beyond n_parallel before submit refuses (default 64) */
     int n_threads;  /* kernel threads (default: physical cores) */
+    const char *kv_type; /* KV cache type, "f16" (default) or "f32" (kz_kv_type_parse); read by kz_sched_new only */
 };
 
 enum kz_sched_event_type { KZ_SCHED_TOKEN, KZ_SCHED_EMBEDDING, KZ_SCHED_DONE, KZ_SCHED_ERROR };

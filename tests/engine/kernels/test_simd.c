@@ -622,6 +622,62 @@ static void attn_ops(void)
     }
 }
 
+/* A half is NaN: all-ones exponent, nonzero mantissa. */
+static int half_is_nan(uint16_t h) { return (h & 0x7c00u) == 0x7c00u && (h & 0x3ffu); }
+
+/* F16 to_float and from_float (the KV cache's conversions) are exact
+ * against the reference: every half to float; back, every half, every
+ * midpoint between neighbours (ties to even), values past the largest half
+ * and below the smallest subnormal. NaNs need only stay NaN. Odd lengths
+ * and offsets exercise the tails. */
+static void f16_convert(void)
+{
+    enum { N = 65536 };
+    uint16_t *h = kz_malloc(sizeof(uint16_t) * N * 3), *got16 = kz_malloc(sizeof(uint16_t) * N * 3);
+    float *f = kz_malloc(sizeof(float) * N * 3), *got = kz_malloc(sizeof(float) * N * 3);
+    for (uint32_t i = 0; i < N; i++)
+        h[i] = (uint16_t)i;
+    size_t nf = 0;
+    for (uint32_t i = 0; i < N; i++) {
+        if (half_is_nan((uint16_t)i))
+            continue;
+        f[nf++] = kz_fp16_to_fp32((uint16_t)i);
+        if ((i & 0x7fffu) < 0x7bffu) /* the midpoint to the next half of the same sign, exact in f32 */
+            f[nf++] = 0.5f * (kz_fp16_to_fp32((uint16_t)i) + kz_fp16_to_fp32((uint16_t)(i + 1)));
+    }
+    static const float special[] = {65504.0f, 65519.996f, 65520.0f, 1e6f, -1e30f, 2.9802322e-08f /* 2^-25 */,
+                                    4.4703484e-08f /* 3 * 2^-26 */, 1e-30f, -0.0f, 0.0f};
+    for (size_t i = 0; i < sizeof special / sizeof special[0]; i++)
+        f[nf++] = special[i];
+    f[nf++] = NAN;
+    for (int v = 0; v < n_variants; v++) {
+        const struct kz_type_ops *ops = variants[v]->type_ops(KZ_DT_F16);
+        int bad_to = 0, bad_from = 0;
+        for (int off = 0; off < 2; off++) {
+            size_t n = (size_t)N - (size_t)off * 3; /* 65533 from element 3: a misaligned start and a tail */
+            memset(got, 0, sizeof(float) * n);
+            ops->to_float(h + off * 3, got, (int64_t)n);
+            for (size_t i = 0; i < n; i++) {
+                float want = kz_fp16_to_fp32(h[off * 3 + i]);
+                bad_to += half_is_nan(h[off * 3 + i]) ? !isnan(got[i]) : memcmp(&want, &got[i], sizeof want) != 0;
+            }
+            size_t m = nf - (size_t)off * 3;
+            memset(got16, 0, sizeof(uint16_t) * m);
+            ops->from_float(f + off * 3, got16, (int64_t)m);
+            for (size_t i = 0; i < m; i++) {
+                uint16_t want = kz_fp32_to_fp16(f[off * 3 + i]);
+                bad_from += isnan(f[off * 3 + i]) ? !half_is_nan(got16[i]) : got16[i] != want;
+            }
+        }
+        T_OK(bad_to == 0, "%s: f16 to_float vs ref (%d bad)", variants[v]->name, bad_to);
+        T_OK(bad_from == 0, "%s: f16 from_float vs ref (%d bad of %zu)", variants[v]->name, bad_from, nf);
+    }
+    kz_free(h);
+    kz_free(got16);
+    kz_free(f);
+    kz_free(got);
+}
+
 int main(void)
 {
     n_variants = kz_kernels_list(variants, 8);
@@ -632,5 +688,6 @@ int main(void)
     t_subtest("vector ops vs ref", vec_ops);
     t_subtest("sum vs ref", sum_op);
     t_subtest("attention scores and values vs ref", attn_ops);
+    t_subtest("f16 conversions vs ref", f16_convert);
     return t_done();
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "engine/gguf/dtype.h"
 #include "engine/model/model.h"
 #include "engine/model/synth.h"
 #include "engine/sched/threadpool.h"
@@ -38,8 +39,8 @@ static void prompt_batch(void)
         toks[i] = (i * 37 + 11) % nv;
     struct kz_ctx *a = NULL, *b = NULL;
     struct kz_err err = {{0}};
-    T_EQ_INT(kz_ctx_new(model, 64, pool, &a, &err), KZ_OK);
-    T_EQ_INT(kz_ctx_new(model, 64, pool, &b, &err), KZ_OK);
+    T_EQ_INT(kz_ctx_new(model, 64, KZ_DT_F32, pool, &a, &err), KZ_OK);
+    T_EQ_INT(kz_ctx_new(model, 64, KZ_DT_F32, pool, &b, &err), KZ_OK);
     T_EQ_INT(kz_ctx_eval(a, toks, 40, &err), KZ_OK);
     for (int i = 0; i < 40; i++)
         T_EQ_INT(kz_ctx_eval(b, &toks[i], 1, &err), KZ_OK);
@@ -61,8 +62,8 @@ static void multi_sequence(void)
         int32_t p[5];
         for (int i = 0; i < 5 + s - 2; i++)
             p[i] = (s * 101 + i * 7 + 3) % nv;
-        kz_ctx_new(model, 64, pool, &solo[s], &err);
-        kz_ctx_new(model, 64, pool, &multi[s], &err);
+        kz_ctx_new(model, 64, KZ_DT_F32, pool, &solo[s], &err);
+        kz_ctx_new(model, 64, KZ_DT_F32, pool, &multi[s], &err);
         kz_ctx_eval(solo[s], p, 3 + s, &err);
         kz_ctx_eval(multi[s], p, 3 + s, &err);
     }
@@ -110,8 +111,8 @@ static void embeddings(void)
     int32_t toks[6] = {3, 50, 60, 70, 80, 90};
     struct kz_ctx *a = NULL, *b = NULL;
     struct kz_err err = {{0}};
-    kz_ctx_new(model, 32, pool, &a, &err);
-    kz_ctx_new(model, 32, NULL, &b, &err);
+    kz_ctx_new(model, 32, KZ_DT_F32, pool, &a, &err);
+    kz_ctx_new(model, 32, KZ_DT_F32, NULL, &b, &err);
     int ne = kz_model_config(model)->n_embd;
     float *ea = kz_malloc((size_t)ne * sizeof *ea), *eb = kz_malloc((size_t)ne * sizeof *eb);
     T_EQ_INT(kz_ctx_embedding(a, ea, &err), KZ_EINVAL);

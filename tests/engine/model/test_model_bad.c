@@ -121,7 +121,7 @@ static void eval_limits(void)
     if (!m)
         return;
     struct kz_ctx *c = NULL;
-    T_EQ_INT(kz_ctx_new(m, 4, NULL, &c, &err), KZ_OK);
+    T_EQ_INT(kz_ctx_new(m, 4, KZ_DT_F32, NULL, &c, &err), KZ_OK);
     int32_t toks[5] = {1, 2, 3, 4, 5};
     T_EQ_INT(kz_ctx_eval(c, toks, 5, &err), KZ_ELIMIT);
     T_OK(strstr(err.msg, "do not fit in the context") != NULL, "%s", err.msg);

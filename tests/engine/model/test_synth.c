@@ -30,7 +30,7 @@ static float *logits_of(const char *path, int *n_vocab)
     T_OK(rc == KZ_OK, "load %s: %s", path, err.msg);
     if (rc)
         return NULL;
-    rc = kz_ctx_new(m, 64, NULL, &c, &err);
+    rc = kz_ctx_new(m, 64, KZ_DT_F32, NULL, &c, &err);
     if (!rc)
         rc = kz_ctx_eval(c, prompt, N_PROMPT, &err);
     T_OK(rc == KZ_OK, "eval %s: %s", path, err.msg);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "engine/gguf/dtype.h"
 #include "engine/gguf/gguf.h"
 #include "engine/model/model.h"
 #include "engine/model/synth.h"
@@ -86,7 +87,7 @@ static int solo(const int32_t *p, int n, int max, int32_t *out)
 {
     struct kz_ctx *c = NULL;
     struct kz_err err = {{0}};
-    kz_ctx_new(model, 128, NULL, &c, &err);
+    kz_ctx_new(model, 128, KZ_DT_F32, NULL, &c, &err);
     kz_ctx_eval(c, p, n, &err);
     int g = 0;
     while (g < max) {
@@ -177,7 +178,7 @@ static void embeddings_cancel_limits(void)
     T_EQ_INT(kz_sched_submit(s, &ej, &id, &err), KZ_OK);
     wait_done(&re);
     struct kz_ctx *c = NULL;
-    kz_ctx_new(model, 4096, NULL, &c, &err);
+    kz_ctx_new(model, 4096, KZ_DT_F32, NULL, &c, &err);
     kz_ctx_eval_embd(c, p, 20, &err);
     float want[1024];
     kz_ctx_embedding(c, want, &err);
