@@ -315,13 +315,14 @@ KZ_INLINE void leg_tile(const enum leg_kind kind, int64_t n, const void *w, cons
  * one int -> float conversion, one scale product and one FMA.
  *
  * The weight codes enter the byte product unsigned: Q4_0 / Q5_0 codes are
- * 0..15 / 0..31 with the bias B = 8 / 16 taken out in integers, as
- * q.a - B * sum(a). With VNNI, Q8_0 codes become unsigned too (w + 128,
- * B = 128), and the -B * sum(a) lanes of each activation vector are the
- * starting value of the dot product, so the bias costs nothing per pair.
- * Without VNNI (pmaddubsw saturates past 2 * 127 * 128), Q8_0 uses the
- * sign trick |w| * (a with w's sign) instead. All integer sums are exact,
- * so results differ from the reference only in float order. */
+ * 0..15 / 0..31 with the bias B = 8 / 16 taken out as q.a - B * sum(a).
+ * With VNNI, Q8_0 codes become unsigned too (w + 128, B = 128), and the
+ * -B * sum(a) lanes of each activation vector are the starting value of the
+ * dot product, so the bias costs nothing per pair. Without VNNI (pmaddubsw
+ * saturates past 2 * 127 * 128), Q8_0 uses the sign trick |w| * (a with
+ * w's sign) instead, and Q4_0 / Q5_0 take the bias per block in float, once
+ * for the whole 2 x 4 tile (blk_prep, blk_step). Integer sums are exact, so
+ * results differ from the reference only in float order. */
 #ifdef KZ_X86_ZMM
 typedef __m512i kvi;
 typedef __m512 kvf;
@@ -391,15 +392,46 @@ KZ_INLINE uint16_t leg_half(const enum leg_kind kind, const void *w, int64_t i)
     }
 }
 
-/* Per activation row of a token tile, once per tile: ds[t * nb + i] = the
- * scale of block i as f32. */
-static void blk_prep(const unsigned char *act, size_t astride, int nt, int64_t nb, float *ds)
+/* Per activation row of a token tile, once per tile, the scale of block i
+ * as f32: ds[t * nb + i] on zmm. On ymm ds[i * KZ_NR + t], the tile's
+ * tokens side by side (zero past nt), so that one load gives a block's
+ * scales for all of them (blk_step), and for the kinds with a bias B, at
+ * ds[KZ_NR * nb + i * KZ_NR + t], the block's bias term -B * scale * sum of
+ * its codes: blk_step adds it once per block for two rows and four tokens
+ * in one FMA instead of taking B * sums out of every pair's product. */
+static void blk_prep(const enum leg_kind kind, const unsigned char *act, size_t astride, int nt, int64_t nb,
+                     float *ds)
 {
+#ifdef KZ_X86_ZMM
+    (void)kind;
     for (int t = 0; t < nt; t++, ds += nb) {
         const struct kz_block_q8_0 *a = (const struct kz_block_q8_0 *)(act + t * astride);
         for (int64_t i = 0; i < nb; i++)
             ds[i] = h2f(a[i].d);
     }
+#else
+    _Static_assert(KZ_NR == 4, "four tokens' sums in one vector");
+    float *sa = ds + KZ_NR * nb;
+    const struct kz_block_q8_0 *a[KZ_NR];
+    for (int t = 0; t < KZ_NR; t++) /* missing tokens repeat the first: finite, and their scale is 0 */
+        a[t] = (const struct kz_block_q8_0 *)(act + (t < nt ? t : 0) * astride);
+    const __m256i one8 = _mm256_set1_epi8(1), one16 = _mm256_set1_epi16(1);
+    const __m128 bias = _mm_set1_ps(kind == L_Q8_0 ? 0.0f : -(float)blk_bias(kind));
+    for (int64_t i = 0; i < nb; i++) {
+        __m128 d = _mm_setr_ps(h2f(a[0][i].d), nt > 1 ? h2f(a[1][i].d) : 0.0f, nt > 2 ? h2f(a[2][i].d) : 0.0f,
+                               nt > 3 ? h2f(a[3][i].d) : 0.0f);
+        _mm_storeu_ps(ds + i * KZ_NR, d);
+        if (kind == L_Q8_0)
+            continue;
+        __m256i s[KZ_NR];
+        for (int t = 0; t < KZ_NR; t++)
+            s[t] = _mm256_madd_epi16(_mm256_maddubs_epi16(one8, load256(a[t][i].qs)), one16);
+        /* lane t of each half: token t's partial sums; the halves add to the whole */
+        __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
+        __m128i sum = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+        _mm_storeu_ps(sa + i * KZ_NR, _mm_mul_ps(_mm_mul_ps(bias, d), _mm_cvtepi32_ps(sum)));
+    }
+#endif
 }
 
 #ifdef KZ_X86_ZMM
@@ -452,9 +484,11 @@ KZ_INLINE void blk_act(const enum leg_kind kind, const unsigned char *act, const
     *bias = _mm512_sub_epi32(_mm512_setzero_si512(), bsum);
 #else
     (void)nblk;
+    (void)ds;
+    (void)kind;
     *a = load256(ab[0].qs);
-    *da = _mm256_broadcast_ss(ds + i);
-    *bias = kind == L_Q8_0 ? _mm256_setzero_si256() : _mm256_maddubs_epi16(_mm256_set1_epi8((char)blk_bias(kind)), *a);
+    *da = _mm256_setzero_ps(); /* unused: blk_step takes the scales and bias terms from ds */
+    *bias = _mm256_setzero_si256();
 #endif
 }
 
@@ -466,22 +500,26 @@ KZ_INLINE kvi blk_dot(const enum leg_kind kind, kvi q, kvi qs, kvi a, kvi bias)
     (void)kind;
     return _mm512_dpbusd_epi32(bias, q, a);
 #else
+    (void)bias;
     const __m256i ones = _mm256_set1_epi16(1);
     if (kind == L_Q8_0)
         return _mm256_madd_epi16(_mm256_maddubs_epi16(q, _mm256_sign_epi8(a, qs)), ones);
-    /* q <= 31: pairs within +-7874, B * pairs of a within +-4064 */
-    return _mm256_madd_epi16(_mm256_sub_epi16(_mm256_maddubs_epi16(q, a), bias), ones);
+    /* q . a with the unsigned codes (q <= 31: pairs within +-7874); the
+     * bias is in blk_step's correction */
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(q, a), ones);
 #endif
 }
 
 KZ_INLINE void blk_step(const enum leg_kind kind, const unsigned char *w, size_t wstride, const unsigned char *act,
                         size_t astride, const float *ds, int64_t nb, int64_t i, const int nblk,
-                        kvf acc[KZ_MR][KZ_NR], const int mr, const int nr)
+                        kvf acc[KZ_MR][KZ_NR], kvf *corr, const int mr, const int nr)
 {
     kvi q[KZ_MR], qs[KZ_MR];
     kvf dw[KZ_MR];
     for (int r = 0; r < mr; r++)
         blk_row(kind, w + (size_t)r * wstride, i, nblk, &q[r], &qs[r], &dw[r]);
+#ifdef KZ_X86_ZMM
+    (void)corr;
     for (int t = 0; t < nr; t++) {
         kvi a, bias;
         kvf da;
@@ -489,6 +527,27 @@ KZ_INLINE void blk_step(const enum leg_kind kind, const unsigned char *w, size_t
         for (int r = 0; r < mr; r++)
             acc[r][t] = kv_fma(kv_cvt(blk_dot(kind, q[r], qs[r], a, bias)), kv_mul(dw[r], da), acc[r][t]);
     }
+#else
+    /* The 2 x 4 scale products of the step in one multiply (lane 4r + t),
+     * each then broadcast from memory by its FMA: a load instead of a
+     * multiply per (row, token) pair, which on AVX2 leaves five ALU ops per
+     * pair where the integer dot product already takes three (Q8_0), and
+     * the bias terms of all eight pairs in one FMA (lane 4r + t again). */
+    _Static_assert(KZ_MR == 2 && KZ_NR == 4, "one ymm of scale products per step");
+    _Alignas(32) float prod[8];
+    __m256 dwv = _mm256_blend_ps(dw[0], dw[mr > 1 ? 1 : 0], 0xf0);
+    _mm256_store_ps(prod, _mm256_mul_ps(dwv, _mm256_broadcast_ps((const __m128 *)(ds + i * KZ_NR))));
+    if (kind != L_Q8_0)
+        *corr = _mm256_fmadd_ps(dwv, _mm256_broadcast_ps((const __m128 *)(ds + KZ_NR * nb + i * KZ_NR)), *corr);
+    for (int t = 0; t < nr; t++) {
+        kvi a, bias;
+        kvf da;
+        blk_act(kind, act + (size_t)t * astride, ds, i, nblk, &a, &da, &bias);
+        for (int r = 0; r < mr; r++)
+            acc[r][t] = kv_fma(kv_cvt(blk_dot(kind, q[r], qs[r], a, bias)), _mm256_broadcast_ss(prod + 4 * r + t),
+                               acc[r][t]);
+    }
+#endif
 }
 
 /* mr weight rows (wstride bytes apart) x nr activation rows (astride bytes
@@ -499,22 +558,31 @@ KZ_INLINE void blk_tile(const enum leg_kind kind, int64_t n, const unsigned char
 {
     const int64_t nb = n / 32;
     const size_t pf_step = (size_t)KZ_MR * (wstride / (size_t)nb) * KZ_VB; /* next tile's span per step */
-    kvf acc[KZ_MR][KZ_NR];
+    kvf acc[KZ_MR][KZ_NR], corr = kv_fzero();
     for (int r = 0; r < mr; r++)
         for (int t = 0; t < nr; t++)
             acc[r][t] = kv_fzero();
     int64_t i = 0;
     for (; i + KZ_VB <= nb; i += KZ_VB) {
-        blk_step(kind, w, wstride, act, astride, ds, nb, i, KZ_VB, acc, mr, nr);
+        blk_step(kind, w, wstride, act, astride, ds, nb, i, KZ_VB, acc, &corr, mr, nr);
         if (pf)
             for (size_t o = 0; o < pf_step; o += 64)
                 _mm_prefetch((const char *)pf + (size_t)(i / KZ_VB) * pf_step + o, _MM_HINT_T0);
     }
     if (KZ_VB > 1 && i < nb)
-        blk_step(kind, w, wstride, act, astride, ds, nb, i, 1, acc, mr, nr);
+        blk_step(kind, w, wstride, act, astride, ds, nb, i, 1, acc, &corr, mr, nr);
+#ifdef KZ_X86_ZMM
+    (void)corr; /* the bias is inside each pair's integer product */
     for (int r = 0; r < mr; r++)
         for (int t = 0; t < nr; t++)
             out[t * ostride + r] = kv_hsum(acc[r][t]);
+#else
+    _Alignas(32) float c[8];
+    _mm256_store_ps(c, corr); /* lane 4r + t */
+    for (int r = 0; r < mr; r++)
+        for (int t = 0; t < nr; t++)
+            out[t * ostride + r] = kv_hsum(acc[r][t]) + c[4 * r + t];
+#endif
 }
 
 // ---------------------------------------------------------------- K-quants (Q8_K activations)
@@ -2235,7 +2303,7 @@ static void x_gemm_rows(uint32_t wtype, const void *w, int64_t cols, const void 
     int mr_max, nr_max;
     blk_fn blk = n_tok >= 2 && nb <= KZ_PREP_BLOCKS ? blk_for(wtype, &kind, &mr_max, &nr_max) : NULL;
     if (blk) {
-        _Alignas(64) float ds[KZ_NR * KZ_PREP_BLOCKS];
+        _Alignas(64) float ds[2 * KZ_NR * KZ_PREP_BLOCKS];
         /* chunks of rows stay in cache while the token tiles pass */
         int64_t chunk = n_tok <= nr_max ? r1 - r0 : wrow >= KZ_CHUNK_BYTES ? mr_max : (int64_t)(KZ_CHUNK_BYTES / wrow);
         chunk = chunk < mr_max ? mr_max : chunk - chunk % mr_max;
@@ -2245,7 +2313,7 @@ static void x_gemm_rows(uint32_t wtype, const void *w, int64_t cols, const void 
                 int nr = n_tok - t0 < nr_max ? n_tok - t0 : nr_max;
                 const unsigned char *at_ = ab + (size_t)t0 * arow;
                 if (at == KZ_DT_Q8_0)
-                    blk_prep(at_, arow, nr, nb, ds);
+                    blk_prep(kind, at_, arow, nr, nb, ds);
                 for (int64_t r = c0; r < c1; r += mr_max) {
                     int mr = c1 - r < mr_max ? (int)(c1 - r) : mr_max;
                     /* the next tile, for the prefetch: next rows, or this chunk again for the next tokens */
