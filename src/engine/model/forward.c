@@ -82,14 +82,6 @@ kz_status kz_kv_type_parse(const char *name, uint32_t *out, struct kz_err *err)
     return KZ_OK;
 }
 
-size_t kz_ctx_kv_bytes(const struct kz_model *m, int n_ctx, uint32_t kv_type)
-{
-    const struct kz_model_config *c = &m->cfg;
-    if (n_ctx <= 0)
-        n_ctx = c->n_ctx_train;
-    size_t cache = (size_t)c->n_layer * (size_t)n_ctx * (size_t)c->n_head_kv * (size_t)c->head_dim;
-    return 2 * cache * (kv_type == KZ_DT_F16 ? 2 : 4);
-}
 
 kz_status kz_ctx_new(const struct kz_model *m, int n_ctx, uint32_t kv_type, struct kz_pool *pool,
                      struct kz_ctx **out, struct kz_err *err)
@@ -110,7 +102,7 @@ kz_status kz_ctx_new(const struct kz_model *m, int n_ctx, uint32_t kv_type, stru
     x->n_ctx = n_ctx;
     x->kv_type = kv_type;
     x->kv_esize = kz_dtype_row_size(kv_type, 1);
-    size_t bytes = kz_ctx_kv_bytes(m, n_ctx, kv_type) / 2;
+    size_t bytes = (size_t)c->n_layer * (size_t)n_ctx * (size_t)c->n_head_kv * (size_t)c->head_dim * x->kv_esize;
     /* calloc: pages are touched only as positions fill */
     x->k_cache = kz_calloc(bytes, 1);
     x->v_cache = kz_calloc(bytes, 1);
@@ -138,7 +130,6 @@ void kz_ctx_free(struct kz_ctx *x)
 }
 
 int kz_ctx_n_ctx(const struct kz_ctx *x) { return x->n_ctx; }
-uint32_t kz_ctx_kv_type(const struct kz_ctx *x) { return x->kv_type; }
 int kz_ctx_n_past(const struct kz_ctx *x) { return x->n_past; }
 const float *kz_ctx_logits(const struct kz_ctx *x) { return x->logits; }
 

@@ -80,9 +80,6 @@ kz_status kz_ctx_new(const struct kz_model *m, int n_ctx, uint32_t kv_type, stru
 /* The KV cache type called name: "f16" or "f32" (NULL or "": "f16", the
  * default). KZ_EINVAL naming the accepted values otherwise. */
 kz_status kz_kv_type_parse(const char *name, uint32_t *out, struct kz_err *err);
-/* Bytes of KV cache a context of n_ctx positions allocates. */
-size_t kz_ctx_kv_bytes(const struct kz_model *m, int n_ctx, uint32_t kv_type);
-uint32_t kz_ctx_kv_type(const struct kz_ctx *c);
 void kz_ctx_free(struct kz_ctx *c);
 int kz_ctx_n_ctx(const struct kz_ctx *c);
 int kz_ctx_n_past(const struct kz_ctx *c);

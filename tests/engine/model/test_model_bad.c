@@ -132,6 +132,9 @@ static void eval_limits(void)
     T_EQ_INT(kz_ctx_n_past(c), 4);
     T_EQ_INT(kz_ctx_eval(c, toks, 1, &err), KZ_ELIMIT);
     kz_ctx_free(c);
+    c = NULL;
+    T_EQ_INT(kz_ctx_new(m, 4, KZ_DT_Q8_0, NULL, &c, &err), KZ_EINVAL);
+    T_OK(c == NULL && strstr(err.msg, "KV cache type Q8_0 is not supported") != NULL, "%s", err.msg);
     kz_model_free(m);
 }
 
