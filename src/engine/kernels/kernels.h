@@ -117,9 +117,15 @@ void kz_ref_rmsnorm(float *out, const float *x, const float *restrict w, int64_t
  * The sum is accumulated in double, in index order. */
 void kz_ref_softmax(float *x, int64_t n);
 
-/* out[p] = scale * (q . k_p) for p < n, where k_p = k + p * stride (hd
- * floats each): one attention head's scores over its context. */
-void kz_ref_attn_scores(const float *q, const float *k, size_t stride, int n, int hd, float scale, float *out);
+/* Keys are stored in tiles of KZ_ATTN_TILE positions, transposed: element
+ * i of position p of a tile at tile[i * KZ_ATTN_TILE + p], tiles of
+ * hd * KZ_ATTN_TILE floats one after the other. A position's score is then
+ * a column of FMAs across the tile, with no horizontal sum per position.
+ * out[p] = scale * (q . k_p) for p < n: one attention head's scores over n
+ * positions from the start of kt. The last tile is read whole; its
+ * positions from n on may hold any values and are not written to out. */
+enum { KZ_ATTN_TILE = 16 };
+void kz_ref_attn_scores(const float *q, const float *kt, int n, int hd, float scale, float *out);
 
 /* out[i] += sum over p < n of s[p] * v_p[i] for i < hd, v_p = v + p * stride:
  * one attention head's output, its weights s over the value rows (added to
@@ -229,7 +235,7 @@ struct kz_kernels {
     void (*silu)(float *out, const float *x, int64_t n);
     void (*swiglu)(float *out, const float *gate, const float *up, int64_t n);
     float (*sum)(const float *x, int64_t n);
-    void (*attn_scores)(const float *q, const float *k, size_t stride, int n, int hd, float scale, float *out);
+    void (*attn_scores)(const float *q, const float *kt, int n, int hd, float scale, float *out);
     void (*attn_values)(const float *s, const float *v, size_t stride, int n, int hd, float *out);
     /* batched products, contracts of kz_ref_act_type / act_quantize / gemm_rows */
     uint32_t (*act_type)(uint32_t wtype);

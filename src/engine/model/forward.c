@@ -27,6 +27,7 @@
 #include "core/alloc.h"
 #include "engine/gguf/dtype.h"
 #include "engine/kernels/kernels.h"
+#include "engine/kernels/quant.h"
 #include "engine/model/model.h"
 #include "engine/model/model_int.h"
 #include "engine/sched/threadpool.h"
@@ -38,11 +39,15 @@ struct kz_ctx {
     struct kz_pool *pool;
     int n_ctx;
     int n_past;
-    /* (n_layer, n_head_kv, n_ctx, head_dim): head-major, so the attention
-     * of one KV head streams one contiguous run of rows (position-major
-     * interleaved the heads: 256 bytes read out of every 1 KiB) */
+    /* (n_layer, n_head_kv, n_pos, head_dim), n_pos = n_ctx rounded up to
+     * KZ_ATTN_TILE: head-major, so the attention of one KV head streams one
+     * contiguous run (position-major interleaved the heads: 256 bytes read
+     * out of every 1 KiB). V rows are positions; K is in the transposed
+     * tiles of kernels.h (KZ_ATTN_TILE positions of head_dim elements each),
+     * whose scores need no horizontal sum per position. */
     void *k_cache;
     void *v_cache;
+    int n_pos;
     uint32_t kv_type; /* KZ_DT_F32 or KZ_DT_F16 */
     size_t kv_esize;  /* bytes per element */
     float *logits;    /* (n_vocab) */
@@ -102,7 +107,8 @@ kz_status kz_ctx_new(const struct kz_model *m, int n_ctx, uint32_t kv_type, stru
     x->n_ctx = n_ctx;
     x->kv_type = kv_type;
     x->kv_esize = kz_dtype_row_size(kv_type, 1);
-    size_t bytes = (size_t)c->n_layer * (size_t)n_ctx * (size_t)c->n_head_kv * (size_t)c->head_dim * x->kv_esize;
+    x->n_pos = (n_ctx + KZ_ATTN_TILE - 1) / KZ_ATTN_TILE * KZ_ATTN_TILE;
+    size_t bytes = (size_t)c->n_layer * (size_t)x->n_pos * (size_t)c->n_head_kv * (size_t)c->head_dim * x->kv_esize;
     /* calloc: pages are touched only as positions fill */
     x->k_cache = kz_calloc(bytes, 1);
     x->v_cache = kz_calloc(bytes, 1);
@@ -369,9 +375,10 @@ static size_t attn_scratch(const struct kz_model_config *c, int n_ctx_max)
     return (size_t)(c->n_head / c->n_head_kv) * (size_t)n_ctx_max + (size_t)ATTN_BLOCK * (size_t)c->head_dim;
 }
 
-/* b rows of one KV head from position p0 as f32: the cache itself when it
- * is F32, else converted once into buf for all the heads of the group (a
- * conversion in the kernels would be made once per head). */
+/* b positions of one KV head from p0 (V rows, or whole K tiles) as f32:
+ * the cache itself when it is F32, else converted once into buf for all
+ * the heads of the group (a conversion in the kernels would be made once
+ * per head). */
 static const float *kv_rows(const struct kz_kernels *k, const struct kz_ctx *x, const char *base, int p0, int b,
                             int hd, float *buf)
 {
@@ -380,6 +387,23 @@ static const float *kv_rows(const struct kz_kernels *k, const struct kz_ctx *x, 
         return (const float *)(const void *)r;
     k->type_ops(x->kv_type)->to_float(r, buf, (int64_t)b * hd);
     return buf;
+}
+
+/* Stores one token's K (into its tile, transposed) and V rows of KV head h. */
+static void kv_store(const struct kz_kernels *k, struct kz_ctx *x, int layer, int h, int pos, const float *kr,
+                     const float *vr, int hd)
+{
+    const struct kz_type_ops *o = k->type_ops(x->kv_type);
+    size_t head = ((size_t)layer * (size_t)x->m->cfg.n_head_kv + (size_t)h) * (size_t)x->n_pos * (size_t)hd;
+    o->from_float(vr, (char *)x->v_cache + (head + (size_t)pos * (size_t)hd) * x->kv_esize, hd);
+    /* element i of K lands KZ_ATTN_TILE elements after element i - 1 */
+    size_t e = head + (size_t)(pos - pos % KZ_ATTN_TILE) * (size_t)hd + (size_t)(pos % KZ_ATTN_TILE);
+    for (int i = 0; i < hd; i++, e += KZ_ATTN_TILE) {
+        if (x->kv_type == KZ_DT_F32)
+            ((float *)x->k_cache)[e] = kr[i];
+        else
+            ((uint16_t *)x->k_cache)[e] = kz_fp32_to_fp16(kr[i]); /* as from_float rounds */
+    }
 }
 
 /* One (token, KV head) pair per unit: the `group` query heads that share
@@ -405,17 +429,17 @@ static void attn_task(void *arg, int ith, int nth)
         int t = (int)(u / c->n_head_kv), kh = (int)(u % c->n_head_kv);
         const struct kz_ctx *x = j->items[t].ctx;
         int n = j->w->pos[t] + 1;
-        size_t kvo = ((size_t)j->layer * (size_t)c->n_head_kv + (size_t)kh) * (size_t)x->n_ctx * (size_t)hd;
+        size_t kvo = ((size_t)j->layer * (size_t)c->n_head_kv + (size_t)kh) * (size_t)x->n_pos * (size_t)hd;
         const char *kc = (const char *)x->k_cache + kvo * x->kv_esize;
         const char *vc = (const char *)x->v_cache + kvo * x->kv_esize;
         const float *q = j->w->q + (size_t)t * nq + (size_t)kh * (size_t)group * (size_t)hd;
         float *out = j->w->att + (size_t)t * nq + (size_t)kh * (size_t)group * (size_t)hd;
         for (int p0 = 0; p0 < n; p0 += ATTN_BLOCK) {
             int b = n - p0 < ATTN_BLOCK ? n - p0 : ATTN_BLOCK;
-            const float *kr = kv_rows(k, x, kc, p0, b, hd, buf);
+            int bt = (b + KZ_ATTN_TILE - 1) / KZ_ATTN_TILE * KZ_ATTN_TILE; /* whole tiles */
+            const float *kr = kv_rows(k, x, kc, p0, bt, hd, buf);
             for (int g = 0; g < group; g++)
-                k->attn_scores(q + (size_t)g * (size_t)hd, kr, (size_t)hd, b, hd, scale,
-                               s + (size_t)g * (size_t)nmax + p0);
+                k->attn_scores(q + (size_t)g * (size_t)hd, kr, b, hd, scale, s + (size_t)g * (size_t)nmax + p0);
         }
         for (int g = 0; g < group; g++)
             k->softmax(s + (size_t)g * (size_t)nmax, n);
@@ -533,13 +557,9 @@ kz_status kz_model_eval_batch(const struct kz_model *m, struct kz_work *w, struc
             rope_apply(c, cs, q, c->n_head);
             rope_apply(c, cs, kr, c->n_head_kv);
             struct kz_ctx *x = items[t].ctx;
-            const struct kz_type_ops *kvo = k->type_ops(x->kv_type);
-            for (int h = 0; h < c->n_head_kv; h++) {
-                size_t off = (((size_t)l * (size_t)c->n_head_kv + (size_t)h) * (size_t)x->n_ctx + (size_t)w->pos[t]) *
-                             (size_t)c->head_dim * x->kv_esize;
-                kvo->from_float(kr + (size_t)h * (size_t)c->head_dim, (char *)x->k_cache + off, c->head_dim);
-                kvo->from_float(vr + (size_t)h * (size_t)c->head_dim, (char *)x->v_cache + off, c->head_dim);
-            }
+            for (int h = 0; h < c->n_head_kv; h++)
+                kv_store(k, x, l, h, w->pos[t], kr + (size_t)h * (size_t)c->head_dim,
+                         vr + (size_t)h * (size_t)c->head_dim, c->head_dim);
         }
         struct attn_job aj = {m, w, items, n, l};
         run(pool, attn_task, &aj);

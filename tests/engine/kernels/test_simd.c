@@ -568,10 +568,12 @@ static void make_rows(float *rows, int n, int hd, size_t stride)
             rows[i] = 1e30f;
 }
 
-/* One head's scores and output over n positions, K and V rows `stride`
- * floats apart (padded, so a kernel reading past hd would be caught),
- * against the reference: scores within 1e-6 of sum |q k| * scale, each
- * output (added to a random start) within 1e-6 of |result| + sum |s v|. */
+/* One head's scores and output over n positions against the reference:
+ * K in the transposed tiles of kernels.h (the last tile's positions past n
+ * are NaN, which must not reach the scores of the others), V rows `stride`
+ * floats apart (padded, so a kernel reading past hd would be caught).
+ * Scores within 1e-6 of sum |q k| * scale, each output (added to a random
+ * start) within 1e-6 of |result| + sum |s v|. */
 static void attn_ops(void)
 {
     static const int hds[] = {8, 16, 24, 32, 64, 80, 100, 128, 256, 272};
@@ -590,9 +592,16 @@ static void attn_ops(void)
                 make_acts(A_NORMAL, q, hd);
                 make_acts(A_NORMAL, s, n);
                 make_rows(rows, n, hd, stride);
+                int np = (n + KZ_ATTN_TILE - 1) / KZ_ATTN_TILE * KZ_ATTN_TILE;
+                float *kt = kz_malloc(sizeof(float) * (size_t)np * (size_t)hd);
+                for (int p = 0; p < np; p++)
+                    for (int i = 0; i < hd; i++)
+                        kt[(size_t)(p / KZ_ATTN_TILE) * (size_t)hd * KZ_ATTN_TILE + (size_t)i * KZ_ATTN_TILE +
+                           (size_t)(p % KZ_ATTN_TILE)] = p < n ? rows[(size_t)p * stride + (size_t)i] : NAN;
                 sc[n] = 7.0f;
-                k->attn_scores(q, rows, stride, n, hd, 0.125f, sc);
-                kz_ref_attn_scores(q, rows, stride, n, hd, 0.125f, sw);
+                k->attn_scores(q, kt, n, hd, 0.125f, sc);
+                kz_ref_attn_scores(q, kt, n, hd, 0.125f, sw);
+                kz_free(kt);
                 for (int p = 0; p < n; p++) {
                     double mag = 0;
                     for (int i = 0; i < hd; i++)

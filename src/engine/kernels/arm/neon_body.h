@@ -638,30 +638,42 @@ static void n_swiglu(float *out, const float *gate, const float *up, int64_t n)
         out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
-/* One head's scores with q held in registers (head sizes a multiple of 4,
- * up to 256), as in the x86 families. */
-static void n_attn_scores(const float *q, const float *k, size_t stride, int n, int hd, float scale, float *out)
+/* Scores of nt <= 2 key tiles (kernels.h layout), as in the x86 families:
+ * a tile is four vectors, so two tiles make eight accumulators. */
+static inline void n_attn_tiles(const float *q, const float *kt, int hd, float scale, float *out, const int nt)
 {
-    enum { MAXV = 64 };
-    int nv = hd / 4;
-    if (hd % 4 || nv == 0 || nv > MAXV) {
-        for (int p = 0; p < n; p++)
-            out[p] = scale * dot_f32_f32(hd, k + (size_t)p * stride, q);
+    enum { T = KZ_ATTN_TILE, V = T / 4 };
+    float32x4_t a[2][V];
+    for (int t = 0; t < nt; t++)
+        for (int v = 0; v < V; v++)
+            a[t][v] = vdupq_n_f32(0.0f);
+    for (int i = 0; i < hd; i++)
+        for (int t = 0; t < nt; t++)
+            for (int v = 0; v < V; v++)
+                a[t][v] = vfmaq_n_f32(a[t][v], vld1q_f32(kt + ((size_t)t * (size_t)hd + (size_t)i) * T + 4 * v), q[i]);
+    for (int t = 0; t < nt; t++)
+        for (int v = 0; v < V; v++)
+            vst1q_f32(out + t * T + 4 * v, vmulq_n_f32(a[t][v], scale));
+}
+
+/* Two tiles at a time; the last one or two through a buffer, so nothing
+ * past out[n - 1] is written. */
+static void n_attn_scores(const float *q, const float *kt, int n, int hd, float scale, float *out)
+{
+    enum { T = KZ_ATTN_TILE };
+    const size_t tile = (size_t)hd * T;
+    int full = n / T, j = 0;
+    for (; j + 2 <= full; j += 2)
+        n_attn_tiles(q, kt + (size_t)j * tile, hd, scale, out + j * T, 2);
+    int rest = (n + T - 1) / T - j; /* at most one full tile and a partial one */
+    if (rest == 0)
         return;
-    }
-    float32x4_t qv[MAXV];
-    for (int v = 0; v < nv; v++)
-        qv[v] = vld1q_f32(q + 4 * v);
-    for (int p = 0; p < n; p++) {
-        const float *kp = k + (size_t)p * stride;
-        float32x4_t a0 = vmulq_f32(vld1q_f32(kp), qv[0]), a1 = vdupq_n_f32(0.0f);
-        for (int v = 1; v < nv; v++) /* two chains */
-            if (v & 1)
-                a1 = vfmaq_f32(a1, vld1q_f32(kp + 4 * v), qv[v]);
-            else
-                a0 = vfmaq_f32(a0, vld1q_f32(kp + 4 * v), qv[v]);
-        out[p] = scale * vaddvq_f32(vaddq_f32(a0, a1));
-    }
+    float buf[2 * T];
+    if (rest == 1)
+        n_attn_tiles(q, kt + (size_t)j * tile, hd, scale, buf, 1);
+    else
+        n_attn_tiles(q, kt + (size_t)j * tile, hd, scale, buf, 2);
+    memcpy(out + j * T, buf, (size_t)(n - j * T) * sizeof *out);
 }
 
 /* One head's output, added to out, with its sums in registers, as in the

@@ -114,10 +114,15 @@ void kz_ref_gemm_rows(uint32_t wtype, const void *w, int64_t cols, const void *a
                            r0, r1);
 }
 
-void kz_ref_attn_scores(const float *q, const float *k, size_t stride, int n, int hd, float scale, float *out)
+void kz_ref_attn_scores(const float *q, const float *kt, int n, int hd, float scale, float *out)
 {
-    for (int p = 0; p < n; p++)
-        out[p] = scale * kz_ref_f32_dot_f32(hd, k + (size_t)p * stride, q);
+    for (int p = 0; p < n; p++) {
+        const float *col = kt + (size_t)(p / KZ_ATTN_TILE) * (size_t)hd * KZ_ATTN_TILE + p % KZ_ATTN_TILE;
+        double s = 0.0; /* products of floats are exact in double */
+        for (int i = 0; i < hd; i++)
+            s += (double)q[i] * (double)col[(size_t)i * KZ_ATTN_TILE];
+        out[p] = scale * (float)s;
+    }
 }
 
 void kz_ref_attn_values(const float *s, const float *v, size_t stride, int n, int hd, float *out)

@@ -2527,32 +2527,61 @@ static float x_sum(const float *x, int64_t n)
     return s;
 }
 
-/* One head's attention scores: q stays in registers (head sizes that are a
- * multiple of the vector width, up to 16 vectors) and each position costs a
- * few FMAs and one horizontal sum, instead of a call through the f32 dot
- * per position (decode makes n_head * n_ctx of them per layer). */
-static void x_attn_scores(const float *q, const float *k, size_t stride, int n, int hd, float scale, float *out)
+/* Scores of nt <= 4 key tiles (kernels.h layout) into out (nt *
+ * KZ_ATTN_TILE floats): per element of q one broadcast and one FMA per
+ * vector of each tile, no horizontal sums. Eight accumulators, so the FMA
+ * chains overlap: on zmm a tile is one vector, and even and odd elements
+ * of q go to two sets. */
+KZ_INLINE void attn_tiles(const float *q, const float *kt, int hd, kvf sv, float *out, const int nt)
 {
-    enum { W = (int)(sizeof(kvf) / sizeof(float)), MAXV = 16 };
-    int nv = hd / W;
-    if (hd % W || nv == 0 || nv > MAXV) {
-        for (int p = 0; p < n; p++)
-            out[p] = scale * dot_f32_f32(hd, k + (size_t)p * stride, q);
+    enum { T = KZ_ATTN_TILE, W = (int)(sizeof(kvf) / sizeof(float)), V = T / W, S = V == 1 ? 2 : 1 };
+    kvf a[S][4][V];
+    for (int e = 0; e < S; e++)
+        for (int t = 0; t < nt; t++)
+            for (int v = 0; v < V; v++)
+                a[e][t][v] = kv_fzero();
+    int i = 0;
+    for (; i + S <= hd; i += S)
+        for (int e = 0; e < S; e++) {
+            kvf qi = kv_set1(q[i + e]);
+            for (int t = 0; t < nt; t++)
+                for (int v = 0; v < V; v++)
+                    a[e][t][v] = kv_fma(kv_loadu(kt + ((size_t)t * (size_t)hd + (size_t)(i + e)) * T + v * W), qi,
+                                        a[e][t][v]);
+        }
+    for (; i < hd; i++) {
+        kvf qi = kv_set1(q[i]);
+        for (int t = 0; t < nt; t++)
+            for (int v = 0; v < V; v++)
+                a[0][t][v] = kv_fma(kv_loadu(kt + ((size_t)t * (size_t)hd + (size_t)i) * T + v * W), qi, a[0][t][v]);
+    }
+    for (int t = 0; t < nt; t++)
+        for (int v = 0; v < V; v++)
+            kv_storeu(out + t * T + v * W, kv_mul(S == 2 ? kv_add(a[0][t][v], a[S - 1][t][v]) : a[0][t][v], sv));
+}
+
+/* One head's scores, four tiles (64 positions) at a time; the last tiles
+ * (a partial one among them) through a buffer, so nothing past out[n - 1]
+ * is written. */
+static void x_attn_scores(const float *q, const float *kt, int n, int hd, float scale, float *out)
+{
+    enum { T = KZ_ATTN_TILE };
+    const kvf sv = kv_set1(scale);
+    const size_t tile = (size_t)hd * T;
+    int full = n / T, j = 0;
+    for (; j + 4 <= full; j += 4)
+        attn_tiles(q, kt + (size_t)j * tile, hd, sv, out + j * T, 4);
+    int rest = (n + T - 1) / T - j; /* at most 3 full tiles and a partial one */
+    if (rest == 0)
         return;
+    float buf[4 * T];
+    switch (rest) {
+    case 1: attn_tiles(q, kt + (size_t)j * tile, hd, sv, buf, 1); break;
+    case 2: attn_tiles(q, kt + (size_t)j * tile, hd, sv, buf, 2); break;
+    case 3: attn_tiles(q, kt + (size_t)j * tile, hd, sv, buf, 3); break;
+    default: attn_tiles(q, kt + (size_t)j * tile, hd, sv, buf, 4); break;
     }
-    kvf qv[MAXV];
-    for (int v = 0; v < nv; v++)
-        qv[v] = kv_loadu(q + v * W);
-    for (int p = 0; p < n; p++) {
-        const float *kp = k + (size_t)p * stride;
-        kvf a0 = kv_mul(kv_loadu(kp), qv[0]), a1 = kv_fzero();
-        for (int v = 1; v < nv; v++) /* two chains */
-            if (v & 1)
-                a1 = kv_fma(kv_loadu(kp + v * W), qv[v], a1);
-            else
-                a0 = kv_fma(kv_loadu(kp + v * W), qv[v], a0);
-        out[p] = scale * kv_hsum(kv_add(a0, a1));
-    }
+    memcpy(out + j * T, buf, (size_t)(n - j * T) * sizeof *out);
 }
 
 /* One head's output, added to out: the hd sums stay in registers across
