@@ -331,7 +331,7 @@ KZ_INLINE void leg_tile(const enum leg_kind kind, int64_t n, const void *w, cons
  * dot product, so the bias costs nothing per pair. Without VNNI (pmaddubsw
  * saturates past 2 * 127 * 128), Q8_0 uses the sign trick |w| * (a with
  * w's sign) instead, and Q4_0 / Q5_0 take the bias per block in float, once
- * for the whole 2 x 4 tile (blk_prep, blk_step). Integer sums are exact, so
+ * for the whole tile (blk_prep, blk_step). Integer sums are exact, so
  * results differ from the reference only in float order. */
 #ifdef KZ_X86_ZMM
 typedef __m512i kvi;
@@ -339,6 +339,7 @@ typedef __m512 kvf;
 #define KZ_VB 2 /* 32-element blocks per vector */
 #define KZ_MR 4 /* weight rows per micro tile */
 #define KZ_NR 4 /* activation rows per micro tile */
+#define KZ_NR_MAX KZ_NR
 KZ_INLINE kvi kv_join(__m256i lo, __m256i hi)
 {
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
@@ -362,6 +363,11 @@ typedef __m256 kvf;
 #define KZ_VB 1
 #define KZ_MR 2 /* 16 ymm registers: 8 accumulators */
 #define KZ_NR 4
+/* From 8 tokens on, 1 row x 8 tokens instead (blk_for): the same 8
+ * accumulators without the second row's codes, so nothing spills (prompt
+ * processing Q4_0 +4%); below 8 tokens 2 x 4 keeps decode batches fast. */
+#define KZ_NR8 8
+#define KZ_NR_MAX KZ_NR8
 KZ_INLINE kvi kv_join(__m256i lo, __m256i hi)
 {
     (void)hi;
@@ -409,38 +415,40 @@ KZ_INLINE uint16_t leg_half(const enum leg_kind kind, const void *w, int64_t i)
  * ds[KZ_NR * nb + i * KZ_NR + t], the block's bias term -B * scale * sum of
  * its codes: blk_step adds it once per block for two rows and four tokens
  * in one FMA instead of taking B * sums out of every pair's product. */
-static void blk_prep(const enum leg_kind kind, const unsigned char *act, size_t astride, int nt, int64_t nb,
-                     float *ds)
+KZ_INLINE void blk_prep(const enum leg_kind kind, const unsigned char *act, size_t astride, int nt, int64_t nb,
+                        float *ds, const int NR)
 {
 #ifdef KZ_X86_ZMM
     (void)kind;
+    (void)NR;
     for (int t = 0; t < nt; t++, ds += nb) {
         const struct kz_block_q8_0 *a = (const struct kz_block_q8_0 *)(act + t * astride);
         for (int64_t i = 0; i < nb; i++)
             ds[i] = h2f(a[i].d);
     }
 #else
-    _Static_assert(KZ_NR == 4, "four tokens' sums in one vector");
-    float *sa = ds + KZ_NR * nb;
-    const struct kz_block_q8_0 *a[KZ_NR];
-    for (int t = 0; t < KZ_NR; t++) /* missing tokens repeat the first: finite, and their scale is 0 */
+    float *sa = ds + NR * nb;
+    const struct kz_block_q8_0 *a[KZ_NR8];
+    for (int t = 0; t < NR; t++) /* missing tokens repeat the first: finite, and their scale is 0 */
         a[t] = (const struct kz_block_q8_0 *)(act + (t < nt ? t : 0) * astride);
     const __m256i one8 = _mm256_set1_epi8(1), one16 = _mm256_set1_epi16(1);
     const __m128 bias = _mm_set1_ps(kind == L_Q8_0 ? 0.0f : -(float)blk_bias(kind));
-    for (int64_t i = 0; i < nb; i++) {
-        __m128 d = _mm_setr_ps(h2f(a[0][i].d), nt > 1 ? h2f(a[1][i].d) : 0.0f, nt > 2 ? h2f(a[2][i].d) : 0.0f,
-                               nt > 3 ? h2f(a[3][i].d) : 0.0f);
-        _mm_storeu_ps(ds + i * KZ_NR, d);
-        if (kind == L_Q8_0)
-            continue;
-        __m256i s[KZ_NR];
-        for (int t = 0; t < KZ_NR; t++)
-            s[t] = _mm256_madd_epi16(_mm256_maddubs_epi16(one8, load256(a[t][i].qs)), one16);
-        /* lane t of each half: token t's partial sums; the halves add to the whole */
-        __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
-        __m128i sum = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-        _mm_storeu_ps(sa + i * KZ_NR, _mm_mul_ps(_mm_mul_ps(bias, d), _mm_cvtepi32_ps(sum)));
-    }
+    for (int64_t i = 0; i < nb; i++)
+        for (int t0 = 0; t0 < NR; t0 += 4) { /* four tokens at a time */
+            const struct kz_block_q8_0 *const *g = a + t0;
+            __m128 d = _mm_setr_ps(t0 < nt ? h2f(g[0][i].d) : 0.0f, t0 + 1 < nt ? h2f(g[1][i].d) : 0.0f,
+                                   t0 + 2 < nt ? h2f(g[2][i].d) : 0.0f, t0 + 3 < nt ? h2f(g[3][i].d) : 0.0f);
+            _mm_storeu_ps(ds + i * NR + t0, d);
+            if (kind == L_Q8_0)
+                continue;
+            __m256i s[4];
+            for (int t = 0; t < 4; t++)
+                s[t] = _mm256_madd_epi16(_mm256_maddubs_epi16(one8, load256(g[t][i].qs)), one16);
+            /* lane t of each half: token t's partial sums; the halves add to the whole */
+            __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
+            __m128i sum = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+            _mm_storeu_ps(sa + i * NR + t0, _mm_mul_ps(_mm_mul_ps(bias, d), _mm_cvtepi32_ps(sum)));
+        }
 #endif
 }
 
@@ -522,7 +530,7 @@ KZ_INLINE kvi blk_dot(const enum leg_kind kind, kvi q, kvi qs, kvi a, kvi bias)
 
 KZ_INLINE void blk_step(const enum leg_kind kind, const unsigned char *w, size_t wstride, const unsigned char *act,
                         size_t astride, const float *ds, int64_t nb, int64_t i, const int nblk,
-                        kvf acc[KZ_MR][KZ_NR], kvf *corr, const int mr, const int nr)
+                        kvf acc[KZ_MR][KZ_NR_MAX], kvf *corr, const int MR, const int NR, const int mr, const int nr)
 {
     kvi q[KZ_MR], qs[KZ_MR];
     kvf dw[KZ_MR];
@@ -530,6 +538,8 @@ KZ_INLINE void blk_step(const enum leg_kind kind, const unsigned char *w, size_t
         blk_row(kind, w + (size_t)r * wstride, i, nblk, &q[r], &qs[r], &dw[r]);
 #ifdef KZ_X86_ZMM
     (void)corr;
+    (void)MR;
+    (void)NR;
     for (int t = 0; t < nr; t++) {
         kvi a, bias;
         kvf da;
@@ -543,18 +553,19 @@ KZ_INLINE void blk_step(const enum leg_kind kind, const unsigned char *w, size_t
      * multiply per (row, token) pair, which on AVX2 leaves five ALU ops per
      * pair where the integer dot product already takes three (Q8_0), and
      * the bias terms of all eight pairs in one FMA (lane 4r + t again). */
-    _Static_assert(KZ_MR == 2 && KZ_NR == 4, "one ymm of scale products per step");
+    /* shapes 2 x 4 and 1 x 8: lane r * NR + t */
     _Alignas(32) float prod[8];
-    __m256 dwv = _mm256_blend_ps(dw[0], dw[mr > 1 ? 1 : 0], 0xf0);
-    _mm256_store_ps(prod, _mm256_mul_ps(dwv, _mm256_broadcast_ps((const __m128 *)(ds + i * KZ_NR))));
+    __m256 dwv = MR == 1 ? dw[0] : _mm256_blend_ps(dw[0], dw[mr > 1 ? 1 : 0], 0xf0);
+    const float *dsi = ds + i * NR, *sai = ds + NR * nb + i * NR;
+    _mm256_store_ps(prod, _mm256_mul_ps(dwv, NR == 8 ? _mm256_loadu_ps(dsi) : _mm256_broadcast_ps((const __m128 *)dsi)));
     if (kind != L_Q8_0)
-        *corr = _mm256_fmadd_ps(dwv, _mm256_broadcast_ps((const __m128 *)(ds + KZ_NR * nb + i * KZ_NR)), *corr);
+        *corr = _mm256_fmadd_ps(dwv, NR == 8 ? _mm256_loadu_ps(sai) : _mm256_broadcast_ps((const __m128 *)sai), *corr);
     for (int t = 0; t < nr; t++) {
         kvi a, bias;
         kvf da;
         blk_act(kind, act + (size_t)t * astride, ds, i, nblk, &a, &da, &bias);
         for (int r = 0; r < mr; r++)
-            acc[r][t] = kv_fma(kv_cvt(blk_dot(kind, q[r], qs[r], a, bias)), _mm256_broadcast_ss(prod + 4 * r + t),
+            acc[r][t] = kv_fma(kv_cvt(blk_dot(kind, q[r], qs[r], a, bias)), _mm256_broadcast_ss(prod + r * NR + t),
                                acc[r][t]);
     }
 #endif
@@ -564,23 +575,23 @@ KZ_INLINE void blk_step(const enum leg_kind kind, const unsigned char *w, size_t
  * apart, blk_prep scales in ds) -> out[t * ostride + r] */
 KZ_INLINE void blk_tile(const enum leg_kind kind, int64_t n, const unsigned char *w, size_t wstride,
                         const unsigned char *act, size_t astride, const float *ds, float *out, int64_t ostride,
-                        const unsigned char *pf, const int mr, const int nr)
+                        const unsigned char *pf, const int MR, const int NR, const int mr, const int nr)
 {
     const int64_t nb = n / 32;
-    const size_t pf_step = (size_t)KZ_MR * (wstride / (size_t)nb) * KZ_VB; /* next tile's span per step */
-    kvf acc[KZ_MR][KZ_NR], corr = kv_fzero();
+    const size_t pf_step = (size_t)MR * (wstride / (size_t)nb) * KZ_VB; /* next tile's span per step */
+    kvf acc[KZ_MR][KZ_NR_MAX], corr = kv_fzero();
     for (int r = 0; r < mr; r++)
         for (int t = 0; t < nr; t++)
             acc[r][t] = kv_fzero();
     int64_t i = 0;
     for (; i + KZ_VB <= nb; i += KZ_VB) {
-        blk_step(kind, w, wstride, act, astride, ds, nb, i, KZ_VB, acc, &corr, mr, nr);
+        blk_step(kind, w, wstride, act, astride, ds, nb, i, KZ_VB, acc, &corr, MR, NR, mr, nr);
         if (pf)
             for (size_t o = 0; o < pf_step; o += 64)
                 _mm_prefetch((const char *)pf + (size_t)(i / KZ_VB) * pf_step + o, _MM_HINT_T0);
     }
     if (KZ_VB > 1 && i < nb)
-        blk_step(kind, w, wstride, act, astride, ds, nb, i, 1, acc, &corr, mr, nr);
+        blk_step(kind, w, wstride, act, astride, ds, nb, i, 1, acc, &corr, MR, NR, mr, nr);
 #ifdef KZ_X86_ZMM
     (void)corr; /* the bias is inside each pair's integer product */
     for (int r = 0; r < mr; r++)
@@ -588,10 +599,10 @@ KZ_INLINE void blk_tile(const enum leg_kind kind, int64_t n, const unsigned char
             out[t * ostride + r] = kv_hsum(acc[r][t]);
 #else
     _Alignas(32) float c[8];
-    _mm256_store_ps(c, corr); /* lane 4r + t */
+    _mm256_store_ps(c, corr); /* lane r * NR + t */
     for (int r = 0; r < mr; r++)
         for (int t = 0; t < nr; t++)
-            out[t * ostride + r] = kv_hsum(acc[r][t]) + c[4 * r + t];
+            out[t * ostride + r] = kv_hsum(acc[r][t]) + c[r * NR + t];
 #endif
 }
 
@@ -1547,8 +1558,8 @@ typedef void (*blk_fn)(int64_t n, const unsigned char *w, size_t wstride, const 
 
 #define KZ_BLK_CASE(kind, m, k)                                                              \
     case (m) * 8 + (k):                                                                      \
-        blk_tile(kind, n, w, wstride, act, astride, ds, out, ostride, pf, (m) < KZ_MR ? (m) : KZ_MR, \
-                 (k) < KZ_NR ? (k) : KZ_NR);                                                 \
+        blk_tile(kind, n, w, wstride, act, astride, ds, out, ostride, pf, KZ_MR, KZ_NR,      \
+                 (m) < KZ_MR ? (m) : KZ_MR, (k) < KZ_NR ? (k) : KZ_NR);                      \
         break;
 #define KZ_BLK_ROW(kind, m) \
     KZ_BLK_CASE(kind, m, 1) KZ_BLK_CASE(kind, m, 2) KZ_BLK_CASE(kind, m, 3) KZ_BLK_CASE(kind, m, 4)
@@ -1570,15 +1581,50 @@ KZ_BLK(blk_q4_0, L_Q4_0)
 KZ_BLK(blk_q5_0, L_Q5_0)
 KZ_BLK(blk_q8_0, L_Q8_0)
 
+#ifndef KZ_X86_ZMM
+/* the 1 x 8 shape: one row, nr <= 8 tokens */
+#define KZ_BLK8_CASE(kind, k)                                                                      \
+    case k: blk_tile(kind, n, w, wstride, act, astride, ds, out, ostride, pf, 1, KZ_NR8, 1, k); break;
+#define KZ_BLK8(name, kind)                                                                         \
+    static void name(int64_t n, const unsigned char *w, size_t wstride, const unsigned char *act,   \
+                     size_t astride, const float *ds, float *out, int64_t ostride,                  \
+                     const unsigned char *pf, int mr, int nr)                                       \
+    {                                                                                               \
+        KZ_ASSERT(mr == 1 && nr >= 1 && nr <= KZ_NR8);                                              \
+        (void)mr;                                                                                   \
+        switch (nr) {                                                                               \
+            KZ_BLK8_CASE(kind, 1) KZ_BLK8_CASE(kind, 2) KZ_BLK8_CASE(kind, 3) KZ_BLK8_CASE(kind, 4) \
+            KZ_BLK8_CASE(kind, 5) KZ_BLK8_CASE(kind, 6) KZ_BLK8_CASE(kind, 7) KZ_BLK8_CASE(kind, 8) \
+        default: break;                                                                             \
+        }                                                                                           \
+    }
+KZ_BLK8(blk8_q4_0, L_Q4_0)
+KZ_BLK8(blk8_q5_0, L_Q5_0)
+KZ_BLK8(blk8_q8_0, L_Q8_0)
+#endif
+
 #ifdef KZ_X86_ZMM
 #define K_Q6_K(m, k) q6k_blk(n, w, wstride, act, astride, out, ostride, pf, m, k)
 KZ_KBLK(blk_q6_k, K_Q6_K)
 #endif
 
 /* The register-blocked tile for wtype and its shape (rows x tokens), or NULL. */
-static blk_fn blk_for(uint32_t wtype, enum leg_kind *kind, int *mr, int *nr)
+static blk_fn blk_for(uint32_t wtype, int n_tok, enum leg_kind *kind, int *mr, int *nr)
 {
     *mr = KZ_MR, *nr = KZ_NR;
+#ifndef KZ_X86_ZMM
+    if (n_tok >= KZ_NR8) {
+        *mr = 1, *nr = KZ_NR8;
+        switch (wtype) {
+        case KZ_DT_Q4_0: *kind = L_Q4_0; return blk8_q4_0;
+        case KZ_DT_Q5_0: *kind = L_Q5_0; return blk8_q5_0;
+        case KZ_DT_Q8_0: *kind = L_Q8_0; return blk8_q8_0;
+        default: return NULL;
+        }
+    }
+#else
+    (void)n_tok;
+#endif
     switch (wtype) {
     case KZ_DT_Q4_0: *kind = L_Q4_0; return blk_q4_0;
     case KZ_DT_Q5_0: *kind = L_Q5_0; return blk_q5_0;
@@ -2318,9 +2364,9 @@ static void x_gemm_rows(uint32_t wtype, const void *w, int64_t cols, const void 
 #endif
     enum leg_kind kind = L_Q8_0;
     int mr_max, nr_max;
-    blk_fn blk = n_tok >= 2 && nb <= KZ_PREP_BLOCKS ? blk_for(wtype, &kind, &mr_max, &nr_max) : NULL;
+    blk_fn blk = n_tok >= 2 && nb <= KZ_PREP_BLOCKS ? blk_for(wtype, n_tok, &kind, &mr_max, &nr_max) : NULL;
     if (blk) {
-        _Alignas(64) float ds[2 * KZ_NR * KZ_PREP_BLOCKS];
+        _Alignas(64) float ds[2 * KZ_NR_MAX * KZ_PREP_BLOCKS];
         /* chunks of rows stay in cache while the token tiles pass */
         int64_t chunk = n_tok <= nr_max ? r1 - r0 : wrow >= KZ_CHUNK_BYTES ? mr_max : (int64_t)(KZ_CHUNK_BYTES / wrow);
         chunk = chunk < mr_max ? mr_max : chunk - chunk % mr_max;
@@ -2330,7 +2376,7 @@ static void x_gemm_rows(uint32_t wtype, const void *w, int64_t cols, const void 
                 int nr = n_tok - t0 < nr_max ? n_tok - t0 : nr_max;
                 const unsigned char *at_ = ab + (size_t)t0 * arow;
                 if (at == KZ_DT_Q8_0)
-                    blk_prep(kind, at_, arow, nr, nb, ds);
+                    blk_prep(kind, at_, arow, nr, nb, ds, nr_max);
                 for (int64_t r = c0; r < c1; r += mr_max) {
                     int mr = c1 - r < mr_max ? (int)(c1 - r) : mr_max;
                     /* the next tile, for the prefetch: next rows, or this chunk again for the next tokens */
