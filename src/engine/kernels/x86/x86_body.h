@@ -484,15 +484,14 @@ KZ_INLINE void blk_row(const enum leg_kind kind, const void *w, int64_t i, const
 #endif
 }
 
+#ifdef KZ_X86_ZMM
 /* The same blocks of an activation row (ds: its blk_prep row): codes,
- * scales, and the bias term (VNNI: -B * sums of 4 codes as int32 lanes, so
- * each lane of the product is the exact dot of its own 4 elements; AVX2:
- * B * sums of code pairs as int16 lanes, unused for Q8_0). */
+ * scales, and the bias term, -B * sums of 4 codes as int32 lanes, so each
+ * lane of the product is the exact dot of its own 4 elements. */
 KZ_INLINE void blk_act(const enum leg_kind kind, const unsigned char *act, const float *ds, int64_t i,
                        const int nblk, kvi *a, kvf *da, kvi *bias)
 {
     const struct kz_block_q8_0 *ab = (const struct kz_block_q8_0 *)act + i;
-#ifdef KZ_X86_ZMM
     __m256i c0 = load256(ab[0].qs), c1 = nblk > 1 ? load256(ab[1].qs) : _mm256_setzero_si256();
     *a = kv_join(c0, c1);
     __m128 d2 = nblk > 1 ? _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(ds + i))) : _mm_load_ss(ds + i);
@@ -500,33 +499,19 @@ KZ_INLINE void blk_act(const enum leg_kind kind, const unsigned char *act, const
     /* per lane, so every lane of the product is its own small exact sum */
     __m512i bsum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8((char)blk_bias(kind)), *a);
     *bias = _mm512_sub_epi32(_mm512_setzero_si512(), bsum);
-#else
-    (void)nblk;
-    (void)ds;
-    (void)kind;
-    *a = load256(ab[0].qs);
-    *da = _mm256_setzero_ps(); /* unused: blk_step takes the scales and bias terms from ds */
-    *bias = _mm256_setzero_si256();
-#endif
 }
-
-/* exact integer q . a (bias removed) of one (row, token) pair, int32 lanes */
-KZ_INLINE kvi blk_dot(const enum leg_kind kind, kvi q, kvi qs, kvi a, kvi bias)
-{
-#ifdef KZ_X86_ZMM
-    (void)qs;
-    (void)kind;
-    return _mm512_dpbusd_epi32(bias, q, a);
 #else
-    (void)bias;
+/* integer q . a of one (row, token) pair, int32 lanes: exact, Q8_0 by the
+ * sign trick, Q4_0 / Q5_0 with their unsigned codes (q <= 31: pairs within
+ * +-7874) and the bias left to blk_step's correction */
+KZ_INLINE __m256i blk_dot_y(const enum leg_kind kind, __m256i q, __m256i qs, __m256i a)
+{
     const __m256i ones = _mm256_set1_epi16(1);
     if (kind == L_Q8_0)
         return _mm256_madd_epi16(_mm256_maddubs_epi16(q, _mm256_sign_epi8(a, qs)), ones);
-    /* q . a with the unsigned codes (q <= 31: pairs within +-7874); the
-     * bias is in blk_step's correction */
     return _mm256_madd_epi16(_mm256_maddubs_epi16(q, a), ones);
-#endif
 }
+#endif
 
 KZ_INLINE void blk_step(const enum leg_kind kind, const unsigned char *w, size_t wstride, const unsigned char *act,
                         size_t astride, const float *ds, int64_t nb, int64_t i, const int nblk,
@@ -544,8 +529,8 @@ KZ_INLINE void blk_step(const enum leg_kind kind, const unsigned char *w, size_t
         kvi a, bias;
         kvf da;
         blk_act(kind, act + (size_t)t * astride, ds + t * nb, i, nblk, &a, &da, &bias);
-        for (int r = 0; r < mr; r++)
-            acc[r][t] = kv_fma(kv_cvt(blk_dot(kind, q[r], qs[r], a, bias)), kv_mul(dw[r], da), acc[r][t]);
+        for (int r = 0; r < mr; r++) /* the product starts from the bias lanes */
+            acc[r][t] = kv_fma(kv_cvt(_mm512_dpbusd_epi32(bias, q[r], a)), kv_mul(dw[r], da), acc[r][t]);
     }
 #else
     /* The 2 x 4 scale products of the step in one multiply (lane 4r + t),
@@ -561,11 +546,9 @@ KZ_INLINE void blk_step(const enum leg_kind kind, const unsigned char *w, size_t
     if (kind != L_Q8_0)
         *corr = _mm256_fmadd_ps(dwv, NR == 8 ? _mm256_loadu_ps(sai) : _mm256_broadcast_ps((const __m128 *)sai), *corr);
     for (int t = 0; t < nr; t++) {
-        kvi a, bias;
-        kvf da;
-        blk_act(kind, act + (size_t)t * astride, ds, i, nblk, &a, &da, &bias);
+        __m256i a = load256(((const struct kz_block_q8_0 *)(act + (size_t)t * astride) + i)->qs);
         for (int r = 0; r < mr; r++)
-            acc[r][t] = kv_fma(kv_cvt(blk_dot(kind, q[r], qs[r], a, bias)), _mm256_broadcast_ss(prod + r * NR + t),
+            acc[r][t] = kv_fma(kv_cvt(blk_dot_y(kind, q[r], qs[r], a)), _mm256_broadcast_ss(prod + r * NR + t),
                                acc[r][t]);
     }
 #endif
