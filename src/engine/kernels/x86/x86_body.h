@@ -72,16 +72,20 @@ typedef void (*tile_fn)(int64_t n, const void *w, const unsigned char *act, size
  * run poorly while the loop does a lot of work per byte: on a 2-core Intel
  * Xeon VM, one core read Q4_0 weights at 5.3 GB/s in decode where a plain
  * vector read got 16, and llama.cpp was as slow. So every decode loop
- * prefetches what it will read: into L2 4 KiB ahead and from there into L1
- * 1 KiB ahead, each line of each step. Two levels: the far one hides the
+ * prefetches what it will read: into L2 16 KiB ahead and from there into
+ * L1 4 KiB ahead, each line of each step. Two levels: the far one hides the
  * memory latency without holding L1 fill buffers for long, the near one the
  * L2 latency. On that machine generation at 2 threads went 1.6-2.2x
  * faster; L1 alone (0.5 to 4 KiB ahead) got about half of that, and NTA
- * was worse than none (docs/PERFORMANCE.md).
+ * was worse than none. The distances were 4 and 1 KiB there, and longer
+ * ones measured the same; on a 2-core AMD EPYC (Zen 4) 4 and 1 KiB left
+ * one core's decode at 14-18 GB/s from memory, 16 and 4 KiB reach 22-29,
+ * and generation went 1.2-1.5x faster at 1 and 2 threads (farther than 16
+ * KiB: no better; docs/PERFORMANCE.md).
  * Past the end of a row the prefetch runs into the next row, the next read;
  * past the end of the matrix it fetches lines not needed, and a prefetch
  * never faults. -DKZ_NO_PREFETCH builds without it, for comparisons. */
-enum { KZ_PF_L1 = 1024, KZ_PF_L2 = 4096 };
+enum { KZ_PF_L1 = 4096, KZ_PF_L2 = 16384 };
 
 /* prefetch the lines of the `bytes` bytes the step at p reads, at both
  * distances (bytes is a constant, so the loops unroll) */
