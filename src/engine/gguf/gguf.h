@@ -70,6 +70,12 @@ struct kz_gguf_tensor {
  * (the message starts with `path`). */
 kz_status kz_gguf_open(const char *path, struct kz_gguf **out, struct kz_err *err);
 
+/* Same, but the file is read into memory of its own (huge pages where the
+ * system allows), for model weights that are streamed every token; the
+ * checks, errors and ownership are those of kz_gguf_open. Metadata readers
+ * (info, tokenizer) map instead: they touch little of the file. */
+kz_status kz_gguf_load(const char *path, struct kz_gguf **out, struct kz_err *err);
+
 /* Same checks on a caller-owned buffer that must outlive the handle (fuzzing,
  * tests). `name` is used in messages. */
 kz_status kz_gguf_open_mem(const void *data, size_t size, const char *name,

@@ -131,7 +131,7 @@ kz_status kz_model_load(const char *path, struct kz_model **out, struct kz_err *
     if (!m)
         return kz_err_set(err, KZ_ENOMEM, "%s: out of memory", path);
     m->kernels = kz_kernels_get();
-    kz_status rc = kz_gguf_open(path, &m->g, err);
+    kz_status rc = kz_gguf_load(path, &m->g, err);
     if (rc)
         goto fail;
     rc = kz_model_read_config(m->g, &m->cfg, err);

@@ -1163,10 +1163,13 @@ static int write_file(const char *path, const void *p, size_t len)
     return rc;
 }
 
-/* The mmap path: a truncated copy on disk, a file too small for the header,
- * and a file that shrinks after it was opened (reopening must fail cleanly;
- * the old mapping is only unmapped, never read). */
-static void truncated_on_disk(void)
+typedef kz_status (*open_fn)(const char *path, struct kz_gguf **out, struct kz_err *err);
+
+/* The file paths, mapped (kz_gguf_open) and read into memory (kz_gguf_load):
+ * a truncated copy on disk, a file too small for the header, and a file
+ * that shrinks after it was opened (reopening must fail cleanly; the old
+ * mapping or copy is only released, never read). */
+static void truncated_on_disk_with(open_fn open_path)
 {
     struct bb b = {0};
     mk_all_types(&b);
@@ -1181,7 +1184,7 @@ static void truncated_on_disk(void)
     struct kz_gguf *g;
     struct kz_err err = {{0}};
     double t0 = now_ms();
-    kz_status rc = kz_gguf_open(cut, &g, &err);
+    kz_status rc = open_path(cut, &g, &err);
     double ms = now_ms() - t0;
     T_EQ_INT(rc, KZ_EPROTO);
     T_OK(g == NULL, "cleared");
@@ -1189,19 +1192,19 @@ static void truncated_on_disk(void)
     T_OK(strstr(err.msg, "tensor 'output.weight' data ends at") != NULL, "says what is cut: %s", err.msg);
     T_OK(ms < MAX_LOAD_MS, "rejected in %.2f ms", ms);
 
-    rc = kz_gguf_open(tiny, &g, &err);
+    rc = open_path(tiny, &g, &err);
     T_EQ_INT(rc, KZ_EPROTO);
     T_OK(starts_with(err.msg, tiny) && strstr(err.msg, "too small for a GGUF header"), "%s", err.msg);
 
-    rc = kz_gguf_open(t_tmpdir(), &g, &err);
+    rc = open_path(t_tmpdir(), &g, &err);
     T_EQ_INT(rc, KZ_EIO);
     T_OK(starts_with(err.msg, t_tmpdir()) && strstr(err.msg, "not a regular file"), "%s", err.msg);
 
     struct kz_gguf *first;
-    rc = kz_gguf_open(full, &first, &err);
+    rc = open_path(full, &first, &err);
     T_OK(rc == KZ_OK && strcmp(kz_gguf_name(first), full) == 0, "open full: %s", err.msg);
     T_OK(truncate(full, (off_t)(b.len - 100)) == 0, "truncate %s", full);
-    rc = kz_gguf_open(full, &g, &err);
+    rc = open_path(full, &g, &err);
     T_EQ_INT(rc, KZ_EPROTO);
     T_OK(starts_with(err.msg, full) && strstr(err.msg, "data ends at"), "%s", err.msg);
     kz_gguf_close(first);
@@ -1209,6 +1212,38 @@ static void truncated_on_disk(void)
     unlink(full);
     unlink(cut);
     unlink(tiny);
+    kz_free(b.p);
+}
+
+static void truncated_on_disk(void) { truncated_on_disk_with(kz_gguf_open); }
+static void truncated_on_disk_loaded(void) { truncated_on_disk_with(kz_gguf_load); }
+
+/* A loaded file holds the same bytes where the mapped one does. */
+static void loaded_matches_mapped(void)
+{
+    struct bb b = {0};
+    mk_all_types(&b);
+    char path[512];
+    snprintf(path, sizeof path, "%s/same.gguf", t_tmpdir());
+    T_OK(write_file(path, b.p, b.len) == 0, "write %s", path);
+    struct kz_gguf *gm = NULL, *gl = NULL;
+    struct kz_err err = {{0}};
+    T_EQ_INT(kz_gguf_open(path, &gm, &err), KZ_OK);
+    T_EQ_INT(kz_gguf_load(path, &gl, &err), KZ_OK);
+    if (gm && gl) {
+        T_EQ_INT((int)kz_gguf_n_tensors(gl), (int)kz_gguf_n_tensors(gm));
+        T_OK(kz_gguf_n_tensors(gl) > 0, "has tensors");
+        for (size_t i = 0; i < kz_gguf_n_tensors(gm); i++) {
+            const struct kz_gguf_tensor *tm = kz_gguf_tensor(gm, i), *tl = kz_gguf_tensor(gl, i);
+            T_OK(tm->nbytes == tl->nbytes && memcmp(tm->data, tl->data, tm->nbytes) == 0, "tensor %zu bytes", i);
+            T_OK(tm->data != tl->data, "tensor %zu: its own copy", i);
+        }
+    }
+    kz_gguf_close(gm);
+    kz_gguf_close(gl);
+    T_EQ_INT(kz_gguf_load("/nonexistent/x.gguf", &gl, &err), KZ_ENOTFOUND);
+    T_OK(gl == NULL, "cleared");
+    unlink(path);
     kz_free(b.p);
 }
 
@@ -1345,6 +1380,8 @@ int main(void)
     t_subtest("CF-1 every prefix of a valid file is rejected", every_prefix_rejected);
     t_subtest("CF-1 metadata-only prefixes", metadata_prefixes);
     t_subtest("CF-1 truncated file on disk", truncated_on_disk);
+    t_subtest("CF-1 truncated file on disk, loaded", truncated_on_disk_loaded);
+    t_subtest("loaded file matches the mapped one", loaded_matches_mapped);
     t_subtest("CF-1 data-past-end message", data_past_end_message);
     t_subtest("valid writer-made file", writer_seed);
     t_subtest("out of memory at every allocation", oom_every_allocation);
