@@ -555,7 +555,7 @@ kz_status kz_gguf_open_mem(const void *data, size_t size, const char *name, stru
  * pages, then makes it read-only. Decode streams every weight once per
  * token; on 4 KiB pages of a file mapping that is a TLB miss every 4 KiB
  * and the software prefetches stop at page walks. On 2 MiB pages a 2-core
- * AMD EPYC generated 1.17x faster at 1 thread (docs/PERFORMANCE.md). The
+ * AMD EPYC generated 4-11% faster at 1 thread (docs/PERFORMANCE.md). The
  * page cache keeps its copy, which the kernel may drop; the process holds
  * the file's size once, as the mapping did. Returns MAP_FAILED with errno
  * set, or EPIPE for a file that ended early. */

@@ -80,8 +80,8 @@ typedef void (*tile_fn)(int64_t n, const void *w, const unsigned char *act, size
  * was worse than none. The distances were 4 and 1 KiB there, and longer
  * ones measured the same; on a 2-core AMD EPYC (Zen 4) 4 and 1 KiB left
  * one core's decode at 14-18 GB/s from memory, 16 and 4 KiB reach 22-29,
- * and generation went 1.2-1.5x faster at 1 and 2 threads (farther than 16
- * KiB: no better; docs/PERFORMANCE.md).
+ * and generation at 1 thread went 1.2-1.5x faster (farther than 16 KiB:
+ * no better; docs/PERFORMANCE.md).
  * Past the end of a row the prefetch runs into the next row, the next read;
  * past the end of the matrix it fetches lines not needed, and a prefetch
  * never faults. -DKZ_NO_PREFETCH builds without it, for comparisons. */
