@@ -610,7 +610,9 @@ static kz_status open_file(const char *path, int resident, struct kz_gguf **out,
      * file truncated between fstat and mmap is rejected here instead of
      * raising SIGBUS later inside a kernel. (A resident copy that comes up
      * short fails with EPIPE, the same message.) */
-    void *m = resident ? read_resident(fd, size) : mmap(NULL, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    void *m = resident ? read_resident(fd, size) : MAP_FAILED;
+    if (!resident || (m == MAP_FAILED && errno == ENOMEM)) /* no room for a copy: the page cache can still serve a mapping */
+        m = mmap(NULL, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
     if (m == MAP_FAILED) {
         int e = errno;
         close(fd);
