@@ -27,7 +27,9 @@ static const char help[] =
     "Options:\n"
     "  -m, --model MODEL      a GGUF file, or the name of a model pulled with 'kyozon pull'\n"
     "                         (default: $KYOZON_MODEL)\n"
-    "      --config FILE      a router configuration: providers, models, routing\n"
+    "      --config FILE      a router configuration: providers, models, routing (the local\n"
+    "                         engine's settings are then the config's: -m, --parallel, --ctx,\n"
+    "                         --threads, --kv-type and --model-name are refused)\n"
     "      --host H           address to bind (default: the config's, else 127.0.0.1)\n"
     "      --port P           port (default: the config's, else 8080; 0 picks a free one)\n"
     "      --parallel N       sequences generated at once (default 4)\n"
@@ -50,11 +52,11 @@ static const char help[] =
 int kz_cmd_serve(int argc, char **argv)
 {
     struct kz_serve_opts o = {0};
-    const char *model = getenv("KYOZON_MODEL");
+    const char *model_arg = NULL;
     const char *config = NULL, *kv_name = NULL;
-    long port = -1, par = 4, ctx = 0, thr = 0, mq = 64, body = 4 << 20, drain = 10000;
+    long port = -1, par = 0, ctx = 0, thr = 0, mq = 64, body = 4 << 20, drain = 10000;
     const struct kz_opt opts[] = {
-        KZ_ARG_TEXT("-m|--model", &model),
+        KZ_ARG_TEXT("-m|--model", &model_arg),
         KZ_ARG_TEXT("--config", &config),
         KZ_ARG_TEXT("--host", &o.host),
         KZ_ARG_INT("--port", &port, 0, 65535),
@@ -81,6 +83,24 @@ int kz_cmd_serve(int argc, char **argv)
         return 2;
     }
     o.kv_f32 = kv_type == KZ_DT_F32;
+    const char *model = model_arg ? model_arg : getenv("KYOZON_MODEL");
+    /* these set up the engine for -m MODEL; a configuration sets them per
+     * local provider, and dropping them silently would serve something else
+     * than asked for */
+    const char *local_flag = model_arg ? "-m"
+                             : ctx     ? "--ctx"
+                             : thr     ? "--threads"
+                             : par     ? "--parallel"
+                             : kv_name ? "--kv-type"
+                             : o.model_name ? "--model-name"
+                                            : NULL;
+    if (config && local_flag) {
+        fprintf(stderr,
+                "kyozon serve: %s is for -m MODEL; with --config set it on the local provider in %s "
+                "(model_path, n_ctx, n_threads, n_parallel, kv_type; see docs/CONFIG.md)\n",
+                local_flag, config);
+        return 2;
+    }
     if (config) {
         o.config_path = config;
     } else if (!model || !*model) {
@@ -93,7 +113,7 @@ int kz_cmd_serve(int argc, char **argv)
         o.model_path = path;
     }
     o.port = (int)port;
-    o.n_parallel = (int)par;
+    o.n_parallel = par ? (int)par : 4;
     o.n_ctx = (int)ctx;
     o.n_threads = (int)thr;
     o.max_queue = (int)mq;

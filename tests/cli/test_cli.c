@@ -106,6 +106,13 @@ static void bad_input(void)
         {"run -m", "run: -m needs a value"},
         {"serve stray", "serve: unknown option 'stray'"},
         {"serve -m x --kv-type bf16", "serve: unknown KV cache type 'bf16' (f16 or f32)"},
+        /* a configuration sets the local engine up; these flags would be dropped */
+        {"serve --config r.yaml --ctx 512", "serve: --ctx is for -m MODEL; with --config set it on the local provider in r.yaml"},
+        {"serve --config r.yaml -m x.gguf", "serve: -m is for -m MODEL"},
+        {"serve --config r.yaml --kv-type f32", "serve: --kv-type is for -m MODEL"},
+        {"serve --config r.yaml --parallel 2", "serve: --parallel is for -m MODEL"},
+        {"serve --config r.yaml -t 2", "serve: --threads is for -m MODEL"},
+        {"serve --config r.yaml --model-name m", "serve: --model-name is for -m MODEL"},
         {"bench -m x -r 0", "bench: -r: 0 is out of range (1..1000)"},
         {"synth --seed -3", "synth: --seed: '-3' is not a non-negative integer"},
         {"tokenize -m x one two", "give the text as one argument"},
