@@ -611,14 +611,17 @@ static kz_status open_file(const char *path, int resident, struct kz_gguf **out,
      * raising SIGBUS later inside a kernel. (A resident copy that comes up
      * short fails with EPIPE, the same message.) */
     void *m = resident ? read_resident(fd, size) : MAP_FAILED;
-    if (!resident || (m == MAP_FAILED && errno == ENOMEM)) /* no room for a copy: the page cache can still serve a mapping */
+    const char *what = "reading";
+    if (!resident || (m == MAP_FAILED && errno == ENOMEM)) { /* no room for a copy: the page cache can still serve a mapping */
         m = mmap(NULL, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+        what = "mmap";
+    }
     if (m == MAP_FAILED) {
         int e = errno;
         close(fd);
         if (e == EPIPE)
             return kz_err_set(err, KZ_EIO, "%s: file changed size while being opened", path);
-        return kz_err_set(err, KZ_EIO, "%s: %s failed: %s", path, resident ? "reading" : "mmap", strerror(e));
+        return kz_err_set(err, KZ_EIO, "%s: %s failed: %s", path, what, strerror(e));
     }
     struct stat st2;
     int bad = fstat(fd, &st2) != 0 || st2.st_size != st.st_size;

@@ -1218,7 +1218,8 @@ static void truncated_on_disk_with(open_fn open_path)
 static void truncated_on_disk(void) { truncated_on_disk_with(kz_gguf_open); }
 static void truncated_on_disk_loaded(void) { truncated_on_disk_with(kz_gguf_load); }
 
-/* A loaded file holds the same bytes where the mapped one does. */
+/* A loaded file holds the same bytes where the mapped one does (a short
+ * or misplaced read would not). */
 static void loaded_matches_mapped(void)
 {
     struct bb b = {0};
@@ -1236,7 +1237,6 @@ static void loaded_matches_mapped(void)
         for (size_t i = 0; i < kz_gguf_n_tensors(gm); i++) {
             const struct kz_gguf_tensor *tm = kz_gguf_tensor(gm, i), *tl = kz_gguf_tensor(gl, i);
             T_OK(tm->nbytes == tl->nbytes && memcmp(tm->data, tl->data, tm->nbytes) == 0, "tensor %zu bytes", i);
-            T_OK(tm->data != tl->data, "tensor %zu: its own copy", i);
         }
     }
     kz_gguf_close(gm);
