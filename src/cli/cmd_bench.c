@@ -6,7 +6,12 @@
  * bandwidth / bytes-per-token. The bandwidth is measured here, in the same
  * run: a vectorized read (the kernel table's sum, four independent vector
  * accumulators) of a 1 GiB float array with the same thread count, best of
- * 7. An earlier probe, the f32 dot against a cached vector, read 30-40% more
+ * 7, before the first repetition and after each one. Each repetition's
+ * roofline takes the faster of the two probes around it: on a shared
+ * machine whose bandwidth swings within minutes (the EPYC VM of
+ * docs/PERFORMANCE.md: 28 to 56 GB/s), one probe after all the runs put
+ * generation at 51% or at 149% of a roofline from another minute. An
+ * earlier probe, the f32 dot against a cached vector, read 30-40% more
  * slowly than this on the 2-vCPU EPYC of docs/PERFORMANCE.md, below what Q8_0
  * decode itself reached: a roofline has to be the fastest read we can make.
  */
@@ -29,8 +34,10 @@ static const char help[] =
     "Usage: kyozon bench -m FILE [-p N] [-n N] [-d N] [-t THREADS] [-r REPS] [--kv-type T]\n"
     "\n"
     "Measures prompt processing and generation speed (median and range over\n"
-    "the repetitions), this machine's memory bandwidth, and generation as a\n"
-    "percentage of the bandwidth roofline (bandwidth / weight bytes per token).\n"
+    "the repetitions), this machine's memory bandwidth (before and after each\n"
+    "repetition), and generation as a percentage of the bandwidth roofline\n"
+    "(bandwidth / weight bytes per token; the median over the repetitions, each\n"
+    "against the faster of the two measurements around it).\n"
     "\n"
     "Options:\n"
     "  -m, --model FILE   GGUF model\n"
@@ -68,21 +75,26 @@ static void bw_task(void *arg, int ith, int nth)
     j->sums[ith & 63] = j->sum(j->a + (size_t)c0 * BW_CHUNK, (int64_t)(c1 - c0) * BW_CHUNK);
 }
 
-/* GB/s of a vectorized 1 GiB read with the pool's threads, best of 7; <= 0 on failure. */
-static double measure_bandwidth(struct kz_pool *pool)
+/* A 1 GiB float array, on huge pages where the system allows, as the
+ * weights are (kz_gguf_load): a read on 4 KiB pages measured about 10% less
+ * on an AMD EPYC, which would flatter the share of the roofline. NULL when
+ * out of memory. */
+static float *bw_array(size_t n)
 {
-    size_t n = ((size_t)1 << 30) / sizeof(float);
-    /* on huge pages where the system allows, as the weights are
-     * (kz_gguf_load): a read on 4 KiB pages measured about 10% less on an
-     * AMD EPYC, which would flatter the share of the roofline */
     float *a = kz_malloc_aligned(n * sizeof(float), (size_t)2 << 20);
     if (!a)
-        return -1.0;
+        return NULL;
 #ifdef MADV_HUGEPAGE
     (void)madvise(a, n * sizeof(float), MADV_HUGEPAGE);
 #endif
     for (size_t i = 0; i < n; i++)
         a[i] = (float)(i & 7);
+    return a;
+}
+
+/* GB/s of a vectorized read of a (n floats) with the pool's threads, best of 7. */
+static double measure_bandwidth(struct kz_pool *pool, const float *a, size_t n)
+{
     struct bw_job j = {a, n, kz_kernels_get()->sum, {0}};
     double best = 0.0;
     for (int r = 0; r < 7; r++) {
@@ -92,7 +104,6 @@ static double measure_bandwidth(struct kz_pool *pool)
         if (gbs > best)
             best = gbs;
     }
-    kz_free_aligned(a);
     return best;
 }
 
@@ -128,7 +139,9 @@ int kz_cmd_bench(int argc, char **argv)
     struct kz_ctx *ctx = NULL;
     struct kz_pool *pool = kz_pool_new(nth);
     int32_t *toks = NULL;
-    double *tp = NULL, *tg = NULL;
+    double *tp = NULL, *tg = NULL, *bw = NULL, *frac = NULL;
+    size_t bw_n = ((size_t)1 << 30) / sizeof(float);
+    float *bw_a = NULL;
     int status = 1;
     if (!pool) {
         fprintf(stderr, "kyozon bench: cannot start %d threads\n", nth);
@@ -143,7 +156,10 @@ int kz_cmd_bench(int argc, char **argv)
     toks = kz_malloc((size_t)n_toks * sizeof *toks);
     tp = kz_calloc((size_t)reps, sizeof *tp);
     tg = kz_calloc((size_t)reps, sizeof *tg);
-    if (!toks || !tp || !tg) {
+    bw = kz_calloc((size_t)reps + 1, sizeof *bw);
+    frac = kz_calloc((size_t)reps, sizeof *frac);
+    bw_a = bw_array(bw_n);
+    if (!toks || !tp || !tg || !bw || !frac || !bw_a) {
         kz_err_set(&err, KZ_ENOMEM, "out of memory");
         goto fail;
     }
@@ -153,6 +169,8 @@ int kz_cmd_bench(int argc, char **argv)
     kz_ctx_reset(ctx);
     if (kz_ctx_eval(ctx, toks, (int)(n_prompt < 16 ? n_prompt : 16), &err))
         goto fail;
+    double bytes = (double)kz_model_decode_bytes(m);
+    bw[0] = measure_bandwidth(pool, bw_a, bw_n);
     for (long r = 0; r < reps; r++) {
         kz_ctx_reset(ctx);
         double t0 = now();
@@ -172,24 +190,31 @@ int kz_cmd_bench(int argc, char **argv)
             t = kz_argmax(kz_ctx_logits(ctx), c->n_vocab);
         }
         tg[r] = (double)n_gen / (now() - t0);
+        bw[r + 1] = measure_bandwidth(pool, bw_a, bw_n);
+        double around = bw[r] > bw[r + 1] ? bw[r] : bw[r + 1];
+        frac[r] = tg[r] * bytes / (around * 1e9);
     }
     qsort(tp, (size_t)reps, sizeof *tp, cmp_double);
     qsort(tg, (size_t)reps, sizeof *tg, cmp_double);
-    double bw = measure_bandwidth(pool);
-    double bytes = (double)kz_model_decode_bytes(m);
-    double roof = bw > 0 ? bw * 1e9 / bytes : 0.0;
+    qsort(bw, (size_t)reps + 1, sizeof *bw, cmp_double);
+    qsort(frac, (size_t)reps, sizeof *frac, cmp_double);
+    double med_bw = bw[(reps + 1) / 2], roof = med_bw * 1e9 / bytes;
     double med_p = tp[reps / 2], med_g = tg[reps / 2];
     printf("model        %s (%s, %.2f B parameters, %.0f MB read per token)\n", path, c->arch_name,
            (double)kz_model_n_params(m) / 1e9, bytes / 1e6);
     printf("kernels      %s, %d thread(s), %s KV cache\n", kz_kernels_get()->name, nth, kz_dtype_name(kv_type));
-    printf("bandwidth    %.1f GB/s (vectorized 1 GiB read, best of 7)\n", bw);
+    printf("bandwidth    %.1f GB/s median, %.1f-%.1f (vectorized 1 GiB read, best of 7, before and after each "
+           "repetition)\n",
+           med_bw, bw[0], bw[reps]);
     printf("\n| test | t/s (median) | min | max | %% of roofline |\n|---|---|---|---|---|\n");
     printf("| pp%ld | %.2f | %.2f | %.2f | |\n", n_prompt, med_p, tp[0], tp[reps - 1]);
     char depth_s[32] = "";
     if (depth > 0) /* the roofline counts weights only; the KV cache read at depth is on top */
         snprintf(depth_s, sizeof depth_s, " @ d%ld", depth);
+    /* the median of each repetition's share of its own roofline; the t/s is
+     * the roofline at the median bandwidth */
     printf("| tg%ld%s | %.2f | %.2f | %.2f | %.1f%% of %.1f t/s |\n", n_gen, depth_s, med_g, tg[0], tg[reps - 1],
-           roof > 0 ? 100.0 * med_g / roof : 0.0, roof);
+           100.0 * frac[reps / 2], roof);
     status = 0;
     goto out;
 fail:
@@ -198,6 +223,9 @@ out:
     kz_free(toks);
     kz_free(tp);
     kz_free(tg);
+    kz_free(bw);
+    kz_free(frac);
+    kz_free_aligned(bw_a);
     kz_ctx_free(ctx);
     kz_model_free(m);
     kz_pool_free(pool);
