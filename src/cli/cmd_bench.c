@@ -92,9 +92,12 @@ static float *bw_array(size_t n)
     return a;
 }
 
-/* GB/s of a vectorized read of a (n floats) with the pool's threads, best of 7. */
+/* GB/s of a vectorized read of a (n floats) with the pool's threads, best
+ * of 7; 0 without an array. */
 static double measure_bandwidth(struct kz_pool *pool, const float *a, size_t n)
 {
+    if (!a)
+        return 0.0;
     struct bw_job j = {a, n, kz_kernels_get()->sum, {0}};
     double best = 0.0;
     for (int r = 0; r < 7; r++) {
@@ -158,8 +161,8 @@ int kz_cmd_bench(int argc, char **argv)
     tg = kz_calloc((size_t)reps, sizeof *tg);
     bw = kz_calloc((size_t)reps + 1, sizeof *bw);
     frac = kz_calloc((size_t)reps, sizeof *frac);
-    bw_a = bw_array(bw_n);
-    if (!toks || !tp || !tg || !bw || !frac || !bw_a) {
+    bw_a = bw_array(bw_n); /* NULL: no roofline, the speeds still count */
+    if (!toks || !tp || !tg || !bw || !frac) {
         kz_err_set(&err, KZ_ENOMEM, "out of memory");
         goto fail;
     }
@@ -192,29 +195,35 @@ int kz_cmd_bench(int argc, char **argv)
         tg[r] = (double)n_gen / (now() - t0);
         bw[r + 1] = measure_bandwidth(pool, bw_a, bw_n);
         double around = bw[r] > bw[r + 1] ? bw[r] : bw[r + 1];
-        frac[r] = tg[r] * bytes / (around * 1e9);
+        frac[r] = around > 0 ? tg[r] * bytes / (around * 1e9) : 0.0;
     }
     qsort(tp, (size_t)reps, sizeof *tp, cmp_double);
     qsort(tg, (size_t)reps, sizeof *tg, cmp_double);
     qsort(bw, (size_t)reps + 1, sizeof *bw, cmp_double);
     qsort(frac, (size_t)reps, sizeof *frac, cmp_double);
-    double med_bw = bw[(reps + 1) / 2], roof = med_bw * 1e9 / bytes;
+    double med_bw = bw[(reps + 1) / 2], roof = med_bw * 1e9 / bytes; /* the upper median of reps + 1 */
     double med_p = tp[reps / 2], med_g = tg[reps / 2];
     printf("model        %s (%s, %.2f B parameters, %.0f MB read per token)\n", path, c->arch_name,
            (double)kz_model_n_params(m) / 1e9, bytes / 1e6);
     printf("kernels      %s, %d thread(s), %s KV cache\n", kz_kernels_get()->name, nth, kz_dtype_name(kv_type));
-    printf("bandwidth    %.1f GB/s median, %.1f-%.1f (vectorized 1 GiB read, best of 7, before and after each "
-           "repetition)\n",
-           med_bw, bw[0], bw[reps]);
+    if (bw_a)
+        printf("bandwidth    %.1f GB/s median, %.1f-%.1f (vectorized 1 GiB read, best of 7, before and after each "
+               "repetition)\n",
+               med_bw, bw[0], bw[reps]);
+    else
+        printf("bandwidth    not measured (no memory for the 1 GiB read)\n");
     printf("\n| test | t/s (median) | min | max | %% of roofline |\n|---|---|---|---|---|\n");
     printf("| pp%ld | %.2f | %.2f | %.2f | |\n", n_prompt, med_p, tp[0], tp[reps - 1]);
     char depth_s[32] = "";
     if (depth > 0) /* the roofline counts weights only; the KV cache read at depth is on top */
         snprintf(depth_s, sizeof depth_s, " @ d%ld", depth);
-    /* the median of each repetition's share of its own roofline; the t/s is
-     * the roofline at the median bandwidth */
-    printf("| tg%ld%s | %.2f | %.2f | %.2f | %.1f%% of %.1f t/s |\n", n_gen, depth_s, med_g, tg[0], tg[reps - 1],
-           100.0 * frac[reps / 2], roof);
+    /* the median of each repetition's share of its own roofline (not the
+     * median t/s over the roofline at the median bandwidth shown beside it) */
+    if (bw_a)
+        printf("| tg%ld%s | %.2f | %.2f | %.2f | %.1f%% of %.1f t/s |\n", n_gen, depth_s, med_g, tg[0], tg[reps - 1],
+               100.0 * frac[reps / 2], roof);
+    else
+        printf("| tg%ld%s | %.2f | %.2f | %.2f | n/a |\n", n_gen, depth_s, med_g, tg[0], tg[reps - 1]);
     status = 0;
     goto out;
 fail:

@@ -168,7 +168,10 @@ void kz_ref_matvec_rows(const void *w, uint32_t type, int64_t cols, const float 
  *   2. threads split the weight rows: gemm_rows writes
  *      out[t * out_stride + r] = dot(W row r, act row t)
  *      for r in [r0, r1) and t in [0, n_tok). Activation rows are
- *      kz_dtype_row_size(act_type(wtype), cols) bytes apart.
+ *      kz_dtype_row_size(act_type(wtype), cols) bytes apart. Each out
+ *      value is the same bits whatever [r0, r1) contains row r (no
+ *      row-group tail computed another way): threads split and steal rows
+ *      at bounds that vary from run to run (forward.c).
  * Weights are read once per call for all n_tok rows, which is what makes
  * batched prefill and multi-sequence decode cheaper than n separate products. */
 uint32_t kz_ref_act_type(uint32_t wtype);

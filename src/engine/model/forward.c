@@ -298,12 +298,15 @@ static void run(struct kz_pool *pool, kz_pool_fn fn, void *arg)
  * 20-40 ms token (1.1B model, 2 threads, AMD EPYC). Each thread still owns
  * its rows of every weight (kz_split_rows) and takes them from the front, in
  * order, so its prefetch stream runs on; a thread with none left takes
- * chunks of about STEAL_CHUNK bytes from the back of another's. The wait
- * fell to 0.3-0.4 ms and tokens came 0.5-5% faster (tokens alternating
- * between the two within one run). Chunk bounds depend only on the weight
- * and the thread count, never on who runs a chunk, so results are the same
- * bit for bit from run to run (test_split). Only for one token a step:
- * batched steps run other kernels, not measured with it. */
+ * chunks (STEAL_ROWS rows or more, about STEAL_CHUNK bytes: 18-94 KiB on the
+ * 1.1B shape) from the back of another's. The wait fell to 0.3-0.4 ms and
+ * tokens came 0.5-5% faster (tokens alternating between the two within one
+ * run). Which rows one kernel call covers then depends on timing; results
+ * do not, because gemm_rows computes every row independently of the range
+ * it is given (kernels.h), so logits are the same bit for bit at any thread
+ * count (test_split). Only for products of one activation row (decode, and
+ * a prompt's last-token logits): batched ones run other kernels, not
+ * measured with it. */
 enum { STEAL_CHUNK = 32 * 1024, STEAL_ROWS = 16, STEAL_MAX_TOK = 1 };
 
 /* Chunks [front, back) of one thread's rows still to take, packed in one
