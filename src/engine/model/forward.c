@@ -347,22 +347,23 @@ static void convert_task(void *arg, int ith, int nth)
                                j->conv_dst[c] + (size_t)t * j->conv_row_size[c], j->cols);
 }
 
-/* Rows per chunk of w: a multiple of STEAL_ROWS, about STEAL_CHUNK bytes. */
-static long chunk_rows(const struct weight *w)
+/* Thread t's rows [*r0, *r1) of w (kz_split_rows) cut into chunks of *c
+ * rows, a multiple of STEAL_ROWS of about STEAL_CHUNK bytes; returns how
+ * many chunks. */
+static long weight_chunks(const struct weight *w, int t, int nth, long *r0, long *r1, long *c)
 {
-    long r = (long)(STEAL_CHUNK / w->row_size) / STEAL_ROWS * STEAL_ROWS;
-    return r > STEAL_ROWS ? r : STEAL_ROWS;
+    kz_split_rows((long)w->rows, t, nth, r0, r1);
+    long rows = (long)(STEAL_CHUNK / w->row_size) / STEAL_ROWS * STEAL_ROWS;
+    *c = rows > STEAL_ROWS ? rows : STEAL_ROWS;
+    return (*r1 - *r0 + *c - 1) / *c;
 }
 
 /* Chunks of thread t's rows of all the job's weights, in order. */
 static long thread_chunks(const struct gemm_job *j, int t, int nth)
 {
-    long n = 0;
-    for (int i = 0; i < j->n_w; i++) {
-        long r0, r1, c = chunk_rows(j->w[i]);
-        kz_split_rows((long)j->w[i]->rows, t, nth, &r0, &r1);
-        n += (r1 - r0 + c - 1) / c;
-    }
+    long n = 0, r0, r1, c;
+    for (int i = 0; i < j->n_w; i++)
+        n += weight_chunks(j->w[i], t, nth, &r0, &r1, &c);
     return n;
 }
 
@@ -372,9 +373,7 @@ static void run_chunks(const struct gemm_job *j, int t, int nth, long u, long n)
 {
     for (int i = 0; i < j->n_w && n > 0; i++) {
         const struct weight *w = j->w[i];
-        long r0, r1, c = chunk_rows(w);
-        kz_split_rows((long)w->rows, t, nth, &r0, &r1);
-        long nc = (r1 - r0 + c - 1) / c;
+        long r0, r1, c, nc = weight_chunks(w, t, nth, &r0, &r1, &c);
         if (u < nc) {
             long k = n < nc - u ? n : nc - u;
             long a = r0 + u * c, b = a + k * c < r1 ? a + k * c : r1;
