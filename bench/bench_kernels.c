@@ -3,7 +3,9 @@
  *   - decode: gemm_rows with one activation row over a weight matrix
  *     (default 5632 x 2048, the TinyLlama FFN shape), reported as GB/s of
  *     weight bytes streamed. Several copies of the matrix are cycled so the
- *     working set (>= 256 MiB) is larger than any cache; with --hot one
+ *     working set (>= 256 MiB) is larger than any cache. They are advised
+ *     for transparent huge pages, as the model loader advises the weights
+ *     (kz_gguf_load), since page walks change what a stream costs; with --hot one
  *     copy is cycled, from cache if it fits (e.g. --rows 256: 288 KiB of
  *     Q4_0), which gives the kernel's own bound, without memory;
  *   - prefill: gemm_rows with 16 activation rows (--tok N: N rows, e.g. the
@@ -20,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <sys/mman.h>
 
 #include "core/alloc.h"
 #include "engine/gguf/dtype.h"
@@ -109,11 +113,14 @@ int main(int argc, char **argv)
         /* copies past any cache, so decode reads memory; --hot: one copy, read
          * from cache if it fits, for the kernel's own (instruction) bound */
         int copies = hot ? 1 : (int)((256u << 20) / mat) + 1;
-        unsigned char *w = kz_malloc_aligned(mat * (size_t)copies, 64);
+        unsigned char *w = kz_malloc_aligned(mat * (size_t)copies, (size_t)2 << 20);
         if (!w) {
             fprintf(stderr, "out of memory for %s\n", kz_dtype_name(t));
             return 1;
         }
+#ifdef MADV_HUGEPAGE
+        (void)madvise(w, mat * (size_t)copies, MADV_HUGEPAGE); /* advice: without it the figures are for 4 KiB pages */
+#endif
         /* one quantized row, repeated: contents do not affect speed */
         float *row = kz_malloc(sizeof(float) * (size_t)cols);
         for (int64_t i = 0; i < cols; i++)

@@ -33,8 +33,10 @@
  * parts (scales times integer sums) are accumulated in 8 lanes, so the order
  * differs from the reference and results agree to rounding.
  */
+#include <cpuid.h>
 #include <immintrin.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "core/assert.h"
@@ -81,7 +83,8 @@ typedef void (*tile_fn)(int64_t n, const void *w, const unsigned char *act, size
  * ones measured the same; on a 2-core AMD EPYC (Zen 4) 4 and 1 KiB left
  * one core's decode at 14-18 GB/s from memory, 16 and 4 KiB reach 22-29,
  * and generation at 1 thread went 1.2-1.5x faster (farther than 16 KiB:
- * no better; docs/PERFORMANCE.md).
+ * no better; docs/PERFORMANCE.md). There, the loops that do little work
+ * per byte are faster without it (light_prefetch).
  * Past the end of a row the prefetch runs into the next row, the next read;
  * past the end of the matrix it fetches lines not needed, and a prefetch
  * never faults. -DKZ_NO_PREFETCH builds without it, for comparisons. */
@@ -100,6 +103,33 @@ KZ_INLINE void pf_ahead(const void *p, const int bytes)
     (void)p, (void)bytes;
 #endif
 }
+
+#ifdef KZ_X86_ZMM
+/* Whether the decode loops that do little work per byte (Q8_0, F16, BF16,
+ * F32 on zmm) prefetch. On an AMD EPYC (Zen 4), with the weights on huge
+ * pages, the hardware prefetchers keep up with them alone, and the prefetch
+ * instructions cost: one core read Q8_0 weights at 29 against 26-28 GB/s
+ * without them, F16 at 23-25 against 18, BF16 at 27 against 19
+ * (bench_kernels), and Q8_0 generation went 5-19% faster at 1 and 2
+ * threads (docs/PERFORMANCE.md). The heavier loops (Q4_0, Q4_K, Q5_K,
+ * Q6_K) still need them there. Elsewhere these loops are unchanged: an
+ * Intel Xeon VM needed the prefetch in every decode loop, and none is at
+ * hand to measure them on. The vendor is read once: in a VM cpuid traps
+ * to the hypervisor. */
+static int light_prefetch(void)
+{
+    static _Atomic int cached = -1;
+    int v = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (v < 0) {
+        unsigned a, b, c, d;
+        /* "AuthenticAMD" in ebx, edx, ecx */
+        int amd = __get_cpuid(0, &a, &b, &c, &d) && b == 0x68747541u && d == 0x69746e65u && c == 0x444d4163u;
+        v = !amd;
+        atomic_store_explicit(&cached, v, memory_order_relaxed);
+    }
+    return v;
+}
+#endif
 
 KZ_INLINE float hsum_ps(__m256 v)
 {
@@ -1419,18 +1449,27 @@ KZ_INLINE __m512 f_load16(const enum f_kind kind, const void *w, int64_t i)
 
 /* One row against one f32 vector on zmm (one token: the ymm tile below
  * spent three micro-ops per 8 F16 weights, here three per 16). Four FMA
- * chains: with two, each waited on its own latency. The last n % 16
- * elements in scalar. */
-KZ_INLINE float f_row16(const enum f_kind kind, int64_t n, const void *w, const float *x)
+ * chains: with two, each waited on its own latency. f_row64 takes the
+ * whole runs of 64 (prefetching or not: light_prefetch) and returns where
+ * it stopped; the last n % 16 elements in scalar. */
+KZ_INLINE int64_t f_row64(const enum f_kind kind, int64_t n, const void *w, const float *x, __m512 acc[4],
+                          const int pf)
 {
     const size_t esz = kind == F_F32 ? 4 : 2;
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     int64_t i = 0;
     for (; i + 64 <= n; i += 64) {
-        pf_ahead((const char *)w + (size_t)i * esz, 64 * (int)esz);
+        if (pf)
+            pf_ahead((const char *)w + (size_t)i * esz, 64 * (int)esz);
         for (int k = 0; k < 4; k++)
             acc[k] = _mm512_fmadd_ps(f_load16(kind, w, i + 16 * k), _mm512_loadu_ps(x + i + 16 * k), acc[k]);
     }
+    return i;
+}
+
+KZ_INLINE float f_row16(const enum f_kind kind, int64_t n, const void *w, const float *x)
+{
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    int64_t i = light_prefetch() ? f_row64(kind, n, w, x, acc, 1) : f_row64(kind, n, w, x, acc, 0);
     for (; i + 16 <= n; i += 16)
         acc[0] = _mm512_fmadd_ps(f_load16(kind, w, i), _mm512_loadu_ps(x + i), acc[0]);
     float s = kv_hsum(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
@@ -1953,7 +1992,8 @@ struct dec_q8 {
     float da[KZ_DEC_GRP_COLS / 32];
 };
 
-static void dec_rows_q8_0(const void *w, int64_t cols, const unsigned char *act, float *out, int64_t r0, int64_t r1)
+KZ_INLINE void dec_rows_q8_0_pf(const void *w, int64_t cols, const unsigned char *act, float *out, int64_t r0,
+                                int64_t r1, const int pf)
 {
     const int64_t nb = cols / 32;
     _Alignas(64) struct dec_q8 p;
@@ -1976,7 +2016,8 @@ static void dec_rows_q8_0(const void *w, int64_t cols, const unsigned char *act,
         __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
         for (int64_t g = 0; g < nb; g += 8) {
             const struct kz_block_q8_0 *bg = b + g;
-            pf_ahead(bg, 8 * (int)sizeof *bg);
+            if (pf)
+                pf_ahead(bg, 8 * (int)sizeof *bg);
             const __m256 dw = _mm256_cvtph_ps(
                 _mm_set_epi64x((long long)halves4(bg + 4, sizeof *bg), (long long)halves4(bg, sizeof *bg)));
             const __m512 f = _mm512_castps256_ps512(_mm256_mul_ps(dw, _mm256_loadu_ps(p.da + g)));
@@ -1995,6 +2036,14 @@ static void dec_rows_q8_0(const void *w, int64_t cols, const unsigned char *act,
         }
         out[r] = kv_hsum(_mm512_add_ps(acc0, acc1));
     }
+}
+
+static void dec_rows_q8_0(const void *w, int64_t cols, const unsigned char *act, float *out, int64_t r0, int64_t r1)
+{
+    if (light_prefetch())
+        dec_rows_q8_0_pf(w, cols, act, out, r0, r1, 1);
+    else
+        dec_rows_q8_0_pf(w, cols, act, out, r0, r1, 0);
 }
 #endif
 
