@@ -37,8 +37,9 @@ struct worker_arg {
 /* A spin-wait step: PAUSE (x86) or YIELD (AArch64) tells the core this
  * thread is waiting, so a hyperthread beside it gets the core's issue
  * slots. That matters where the two threads of a 2-vCPU VM can land on one
- * physical core (docs/PERFORMANCE.md): a bare loop of loads would take
- * half the slots from the thread still multiplying. */
+ * physical core (docs/PERFORMANCE.md): a bare loop of loads competes with
+ * the thread still multiplying. (On that VM generation measured the same
+ * with and without: it shares a core only in some seconds.) */
 static inline void cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
