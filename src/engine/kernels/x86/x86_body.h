@@ -121,7 +121,7 @@ static int light_prefetch(void)
     static _Atomic int cached = -1;
     int v = atomic_load_explicit(&cached, memory_order_relaxed);
     if (v < 0) {
-        unsigned a, b, c, d;
+        unsigned a = 0, b = 0, c = 0, d = 0;
         /* "AuthenticAMD" in ebx, edx, ecx */
         int amd = __get_cpuid(0, &a, &b, &c, &d) && b == 0x68747541u && d == 0x69746e65u && c == 0x444d4163u;
         v = !amd;
