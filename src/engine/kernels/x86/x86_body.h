@@ -1469,10 +1469,11 @@ KZ_INLINE int64_t f_row64(const enum f_kind kind, int64_t n, const void *w, cons
 KZ_INLINE float f_row16(const enum f_kind kind, int64_t n, const void *w, const float *x)
 {
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-    /* past 4096 elements the f32 activation (16 KiB and more) no longer
-     * stays in L1 beside the weights streaming through it, and the loop
-     * waits on it: there the prefetch pays again (F16 at 5632 columns,
-     * one core from memory: 18.7 against 16.3 GB/s) */
+    /* rows of more than 4096 elements (an f32 activation of 16 KiB and
+     * more) run slower from memory, and there the prefetch pays again
+     * (F16 at 5632 columns, one core: 18.7 against 16.3 GB/s; at 2048,
+     * 26-29 without it). Why they are slower is open: sharing each load
+     * of the activation among 2-4 rows did not help. */
     const int pf = n > 4096 || light_prefetch();
     int64_t i = pf ? f_row64(kind, n, w, x, acc, 1) : f_row64(kind, n, w, x, acc, 0);
     for (; i + 16 <= n; i += 16)
