@@ -18,6 +18,9 @@ const struct kz_synth_shape kz_synth_shapes[] = {
     {"small", 768, 12, 12, 4, 2048, 2048, 32000, 10000.0f},
     /* TinyLlama 1.1B */
     {"tinyllama-1.1b", 2048, 22, 32, 4, 5632, 2048, 32000, 10000.0f},
+    /* its widths with one layer and a small vocabulary (26-49 MB): fits a
+     * large L3 in Q4_0 and Q4_K_M, so the kernels, not memory, set the speed */
+    {"tinyllama-1layer", 2048, 1, 32, 4, 5632, 2048, 512, 10000.0f},
     /* Llama 3.2 3B geometry (every width a multiple of 256, so K-quants apply);
      * the vocabulary is the synthetic 32000-token one unless --vocab is given. */
     {"llama-3b", 3072, 28, 24, 8, 8192, 8192, 32000, 500000.0f},
@@ -230,7 +233,7 @@ kz_status kz_synth_write(const struct kz_synth_opts *o, struct kz_err *err)
         if (strcmp(p->name, o->shape) == 0)
             sh = p;
     if (!sh)
-        return kz_err_set(err, KZ_EINVAL, "unknown shape '%s' (tiny, small, tinyllama-1.1b, llama-3b)", o->shape);
+        return kz_err_set(err, KZ_EINVAL, "unknown shape '%s' (tiny, small, tinyllama-1.1b, tinyllama-1layer, llama-3b)", o->shape);
     int mix = strcmp(o->type, "q4_k_m") == 0 || strcmp(o->type, "Q4_K_M") == 0;
     int dt = mix ? KZ_DT_Q4_K : kz_dtype_from_name(o->type);
     static const int allowed[] = {KZ_DT_F32, KZ_DT_F16, KZ_DT_BF16, KZ_DT_Q8_0, KZ_DT_Q4_0,

@@ -21,7 +21,7 @@ struct kz_synth_shape {
     float rope_base;
 };
 
-/* Named shapes (tiny, small, tinyllama-1.1b, llama-3b); NULL-name terminated. */
+/* Named shapes (tiny, small, tinyllama-1.1b, tinyllama-1layer, llama-3b); NULL-name terminated. */
 extern const struct kz_synth_shape kz_synth_shapes[];
 
 struct kz_synth_opts {

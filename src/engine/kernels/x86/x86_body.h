@@ -19,7 +19,8 @@
  * in chunks that stay in cache and, inside a chunk, tiles the activation
  * rows. Several tokens go to register-blocked micro tiles (many weight rows
  * x many tokens, all accumulators in registers: the row-lane tiles tr_*,
- * the 4 x 4 blk_* and the K-quant tiles); one token, and the types without
+ * the 4 x 4 blk_*, the K-quant tiles and f_blk for F16, BF16 and F32
+ * weights); one token, and the types without
  * a micro tile, go to the one-row tile, which computes one weight row
  * against nt <= KZ_NT activation rows, unpacking each weight block once for
  * all of them. docs/internals/kernels.md describes each.
@@ -1485,7 +1486,9 @@ KZ_INLINE float f_row16(const enum f_kind kind, int64_t n, const void *w, const 
 }
 #endif
 
-/* any n >= 0; tails of fewer than 8 elements in scalar */
+/* any n >= 0; tails of fewer than 8 elements in scalar. Called for one
+ * token (nt = 1; f_gemm_rows below takes batches), but written for nt
+ * rows as the other tiles. */
 KZ_INLINE void f_tile(const enum f_kind kind, int64_t n, const void *w, const unsigned char *act,
                       size_t astride, float *out, int64_t ostride, const int nt)
 {
@@ -1521,6 +1524,109 @@ KZ_INLINE void f_tile(const enum f_kind kind, int64_t n, const void *w, const un
         for (int64_t j = i; j < n; j++)
             s += f_load1(kind, w, j) * x[t][j];
         out[t * ostride] = s;
+    }
+}
+
+/* Float weights (F16, BF16, F32) against two or more f32 activation rows
+ * (prompts, batches): a tile of up to KZ_FMR rows by KZ_FNR tokens in
+ * vector accumulators. The one-row tile above loads an activation vector
+ * for every FMA, so the load ports held it to half the FMA rate (F16
+ * prompts at half of llama.cpp's speed on an AMD EPYC); here a step loads
+ * and converts KZ_FMR weight vectors and loads KZ_FNR activation vectors
+ * for KZ_FMR * KZ_FNR FMAs. Every (row, token) sum runs in the same order
+ * whatever the tile's shape (whole vectors, one horizontal sum, then the
+ * last n % lanes elements in scalar), so a row's result does not depend on
+ * which rows or tokens share its tile. */
+#ifdef KZ_X86_ZMM
+enum { KZ_FL = 16, KZ_FMR = 4, KZ_FNR = 6 }; /* 24 accumulators, 4 weight vectors, 1 activation vector */
+#else
+enum { KZ_FL = 8, KZ_FMR = 3, KZ_FNR = 4 }; /* 16 ymm registers: 12 accumulators, 3 + 1 vectors */
+#endif
+
+KZ_INLINE kvf f_loadv(const enum f_kind kind, const void *w, int64_t i)
+{
+#ifdef KZ_X86_ZMM
+    return f_load16(kind, w, i);
+#else
+    return f_load8(kind, w, i);
+#endif
+}
+
+KZ_INLINE void f_blk(const enum f_kind kind, int64_t n, const unsigned char *w, size_t wstride, const float *x,
+                     size_t xstride, float *out, int64_t ostride, const int mr, const int nt)
+{
+    kvf acc[KZ_FMR][KZ_FNR];
+    for (int r = 0; r < mr; r++)
+        for (int t = 0; t < nt; t++)
+            acc[r][t] = kv_fzero();
+    int64_t i = 0;
+    for (; i + KZ_FL <= n; i += KZ_FL) {
+        kvf wv[KZ_FMR];
+        for (int r = 0; r < mr; r++)
+            wv[r] = f_loadv(kind, w + (size_t)r * wstride, i);
+        for (int t = 0; t < nt; t++) {
+            const kvf xv = kv_loadu(x + (size_t)t * xstride + i);
+            for (int r = 0; r < mr; r++)
+                acc[r][t] = kv_fma(wv[r], xv, acc[r][t]);
+        }
+    }
+    for (int r = 0; r < mr; r++)
+        for (int t = 0; t < nt; t++) {
+            float v = kv_hsum(acc[r][t]);
+            for (int64_t j = i; j < n; j++)
+                v += f_load1(kind, w + (size_t)r * wstride, j) * x[(size_t)t * xstride + j];
+            out[t * ostride + r] = v;
+        }
+}
+
+typedef void (*fblk_fn)(int64_t n, const unsigned char *w, size_t wstride, const float *x, size_t xstride,
+                        float *out, int64_t ostride, int nt);
+
+/* one function per (kind, rows), the token count a constant inside */
+#define KZ_FBLK_NT(k) ((k) < KZ_FNR ? (k) : KZ_FNR)
+#define KZ_FBLK(name, kind, mr)                                                                                   \
+    static void name(int64_t n, const unsigned char *w, size_t wstride, const float *x, size_t xstride,            \
+                     float *out, int64_t ostride, int nt)                                                          \
+    {                                                                                                              \
+        switch (nt) {                                                                                              \
+        case 1: f_blk(kind, n, w, wstride, x, xstride, out, ostride, mr, 1); break;                                \
+        case 2: f_blk(kind, n, w, wstride, x, xstride, out, ostride, mr, 2); break;                                \
+        case 3: f_blk(kind, n, w, wstride, x, xstride, out, ostride, mr, 3); break;                                \
+        case 4: f_blk(kind, n, w, wstride, x, xstride, out, ostride, mr, KZ_FBLK_NT(4)); break;                    \
+        case 5: f_blk(kind, n, w, wstride, x, xstride, out, ostride, mr, KZ_FBLK_NT(5)); break;                    \
+        default: f_blk(kind, n, w, wstride, x, xstride, out, ostride, mr, KZ_FNR); break;                          \
+        }                                                                                                          \
+    }
+KZ_FBLK(fblk_f16_m, F_F16, KZ_FMR)
+KZ_FBLK(fblk_f16_1, F_F16, 1)
+KZ_FBLK(fblk_bf16_m, F_BF16, KZ_FMR)
+KZ_FBLK(fblk_bf16_1, F_BF16, 1)
+KZ_FBLK(fblk_f32_m, F_F32, KZ_FMR)
+KZ_FBLK(fblk_f32_1, F_F32, 1)
+
+/* out (n_tok, rows [r0, r1)) for float weights; chunks of rows stay in
+ * cache while the token tiles pass, as in x_gemm_rows; the rows past the
+ * last whole group of KZ_FMR go one at a time */
+static void f_gemm_rows(uint32_t wtype, int64_t cols, const unsigned char *w, const unsigned char *act, int n_tok,
+                        float *out, int64_t out_stride, int64_t r0, int64_t r1)
+{
+    const fblk_fn bm = wtype == KZ_DT_F16 ? fblk_f16_m : wtype == KZ_DT_BF16 ? fblk_bf16_m : fblk_f32_m;
+    const fblk_fn b1 = wtype == KZ_DT_F16 ? fblk_f16_1 : wtype == KZ_DT_BF16 ? fblk_bf16_1 : fblk_f32_1;
+    const size_t wrow = kz_dtype_row_size(wtype, cols), xs = (size_t)cols;
+    int64_t chunk = (int64_t)(KZ_CHUNK_BYTES / wrow);
+    chunk = chunk < KZ_FMR ? KZ_FMR : chunk - chunk % KZ_FMR;
+    for (int64_t c0 = r0; c0 < r1; c0 += chunk) {
+        int64_t c1 = c0 + chunk < r1 ? c0 + chunk : r1;
+        for (int t0 = 0; t0 < n_tok; t0 += KZ_FNR) {
+            int nt = n_tok - t0 < KZ_FNR ? n_tok - t0 : KZ_FNR;
+            const float *x = (const float *)act + (size_t)t0 * xs;
+            float *ot = out + (size_t)t0 * (size_t)out_stride;
+            int64_t r = c0;
+            for (; r + KZ_FMR <= c1; r += KZ_FMR)
+                bm(cols, w + (size_t)r * wrow, wrow, x, xs, ot + r, out_stride, nt);
+            for (; r < c1; r++)
+                b1(cols, w + (size_t)r * wrow, wrow, x, xs, ot + r, out_stride, nt);
+        }
     }
 }
 
@@ -1578,9 +1684,10 @@ KZ_TILE_MAX(tile_q3_k, C_Q3_K, KZ_NT_K)
 KZ_TILE_MAX(tile_q4_k, C_Q4_K, KZ_NT_K)
 KZ_TILE_MAX(tile_q5_k, C_Q5_K, KZ_NT_K)
 KZ_TILE_MAX(tile_q6_k, C_Q6_K, KZ_NT_K)
-KZ_TILE(tile_f32, C_F32)
-KZ_TILE(tile_f16, C_F16)
-KZ_TILE(tile_bf16, C_BF16)
+/* one token only: batches of float weights take f_gemm_rows */
+KZ_TILE_MAX(tile_f32, C_F32, 1)
+KZ_TILE_MAX(tile_f16, C_F16, 1)
+KZ_TILE_MAX(tile_bf16, C_BF16, 1)
 
 /* The register-blocked tiles: one function per weight type, the edge shapes
  * (rows % KZ_MR, tokens % KZ_NR) each compiled with constant bounds. */
@@ -2388,6 +2495,10 @@ static void x_gemm_rows(uint32_t wtype, const void *w, int64_t cols, const void 
         return;
     }
 #endif
+    if (n_tok >= 2 && (wtype == KZ_DT_F16 || wtype == KZ_DT_BF16 || wtype == KZ_DT_F32)) {
+        f_gemm_rows(wtype, cols, w, act, n_tok, out, out_stride, r0, r1);
+        return;
+    }
     tile_fn tile = tile_for(wtype);
     if (!tile) {
         kz_ref_gemm_rows(wtype, w, cols, act, n_tok, out, out_stride, r0, r1);
