@@ -1473,8 +1473,9 @@ KZ_INLINE float f_row16(const enum f_kind kind, int64_t n, const void *w, const 
     /* rows of more than 4096 elements (an f32 activation of 16 KiB and
      * more) run slower from memory, and there the prefetch pays again
      * (F16 at 5632 columns, one core: 18.7 against 16.3 GB/s; at 2048,
-     * 26-29 without it). Why they are slower is open: sharing each load
-     * of the activation among 2-4 rows did not help. */
+     * 26-29 without it). Their activation does not stay in L1 beside the
+     * streaming weights: with an F16 copy of it (11 KiB) the same rows
+     * read at 28 GB/s (docs/PERFORMANCE.md), but that would round it. */
     const int pf = n > 4096 || light_prefetch();
     int64_t i = pf ? f_row64(kind, n, w, x, acc, 1) : f_row64(kind, n, w, x, acc, 0);
     for (; i + 16 <= n; i += 16)
