@@ -11,6 +11,8 @@
  *     padded out_stride, pointers off the natural alignment, and the
  *     weights ending where their allocation ends (so that the sanitizer
  *     build catches a read past the last row);
+ *   - float weights with several tokens: each result the same bit for bit
+ *     whichever rows and tokens share its register tile;
  *   - rmsnorm, softmax, silu, swiglu at awkward lengths, in place too;
  *   - sum: exact on whole numbers, bounded on random floats.
  * The integer parts of the quantized products are exact, so the tolerances
@@ -444,6 +446,45 @@ static void matvec_and_dot(void)
     }
 }
 
+/* Several tokens with float weights (F16, BF16, F32): every (row, token)
+ * result must be the same bit for bit whichever rows and tokens share its
+ * register tile, so batched prompts give the same logits at any thread
+ * count and split. The whole product (rows x 13 tokens: full tiles and
+ * edges) against each row alone with each pair of tokens. */
+static void float_tiling(void)
+{
+    enum { R = 11, NT = 13 };
+    static const uint32_t ft[] = {KZ_DT_F16, KZ_DT_BF16, KZ_DT_F32};
+    for (int v = 0; v < n_variants; v++) {
+        const struct kz_kernels *k = variants[v];
+        for (int ti = 0; ti < 3; ti++) {
+            uint32_t t = ft[ti];
+            int bad = 0;
+            for (int cols = 61; cols <= 301; cols += 240) { /* a tail of 13 and of 13 again past 288 */
+                size_t wrs = kz_dtype_row_size(t, cols), ars = kz_dtype_row_size(k->act_type(t), cols);
+                unsigned char *w = kz_malloc(wrs * R), *a = kz_malloc(ars * NT);
+                float *x = kz_malloc(sizeof(float) * (size_t)cols * NT), all[NT * R], one[2 * R];
+                make_weights(t, W_QUANTIZED, w, R, cols);
+                make_acts(A_NORMAL, x, cols * NT);
+                for (int tk = 0; tk < NT; tk++)
+                    k->act_quantize(t, x + (size_t)tk * (size_t)cols, a + (size_t)tk * ars, cols);
+                k->gemm_rows(t, w, cols, a, NT, all, R, 0, R);
+                for (int r = 0; r < R; r++)
+                    for (int tk = 0; tk + 1 < NT; tk++) {
+                        k->gemm_rows(t, w, cols, a + (size_t)tk * ars, 2, one, R, r, r + 1);
+                        bad += memcmp(&one[r], &all[tk * R + r], sizeof(float)) != 0;
+                        bad += memcmp(&one[R + r], &all[(tk + 1) * R + r], sizeof(float)) != 0;
+                    }
+                kz_free(w);
+                kz_free(a);
+                kz_free(x);
+            }
+            T_OK(bad == 0, "%s %s: batched results independent of the tiling (%d differ)", k->name, kz_dtype_name(t),
+                 bad);
+        }
+    }
+}
+
 /* ------------------------------------------------------------------------ */
 /* f32 vector ops                                                            */
 /* ------------------------------------------------------------------------ */
@@ -694,6 +735,7 @@ int main(void)
     t_subtest("act_quantize vs ref", act_quantize);
     t_subtest("gemm_rows vs ref", gemm_rows);
     t_subtest("matvec_rows and dot_f32 vs ref", matvec_and_dot);
+    t_subtest("float weights: batches independent of the tiling", float_tiling);
     t_subtest("vector ops vs ref", vec_ops);
     t_subtest("sum vs ref", sum_op);
     t_subtest("attention scores and values vs ref", attn_ops);
