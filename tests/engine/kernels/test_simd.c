@@ -460,7 +460,9 @@ static void float_tiling(void)
         for (int ti = 0; ti < 3; ti++) {
             uint32_t t = ft[ti];
             int bad = 0;
-            for (int cols = 61; cols <= 301; cols += 240) { /* a tail of 13 and of 13 again past 288 */
+            static const int widths[] = {61, 301, 2100}; /* tails of 13, 13 and 4 elements on zmm */
+            for (int wi = 0; wi < 3; wi++) {
+                const int cols = widths[wi];
                 size_t wrs = kz_dtype_row_size(t, cols), ars = kz_dtype_row_size(k->act_type(t), cols);
                 unsigned char *w = kz_malloc(wrs * R), *a = kz_malloc(ars * NT);
                 float *x = kz_malloc(sizeof(float) * (size_t)cols * NT), all[NT * R], one[2 * R];
