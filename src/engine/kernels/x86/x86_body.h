@@ -699,28 +699,32 @@ KZ_INLINE void q4k_tile(int64_t n, const void *w, const unsigned char *act, size
         /* mins repeated per pair of 16-sums: m0 m0 m1 m1 ... as int16 */
         __m256i mins = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));
         __m256i scb = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sc8));
-        __m256i q[8], f[8];
         __m256i qh = five ? load256(qhp) : _mm256_setzero_si256();
-        for (int c = 0; c < 4; c++) {
-            __m256i x = load256(qs + 32 * c);
-            q[2 * c] = _mm256_and_si256(x, low4);
-            q[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(x, 4), low4);
-        }
+        /* sub-block by sub-block, each token's integer sum in a register:
+         * the eight unpacked sub-blocks and their scales for all tokens
+         * at once took 16 registers of the 16, and were reloaded from the
+         * stack for every token */
+        __m256i sumi[KZ_NT_K];
+        for (int t = 0; t < nt; t++)
+            sumi[t] = _mm256_setzero_si256();
         for (int s = 0; s < 8; s++) {
+            __m256i x = load256(qs + 32 * (s / 2));
+            __m256i q = s % 2 ? _mm256_and_si256(_mm256_srli_epi16(x, 4), low4) : _mm256_and_si256(x, low4);
             if (five) { /* bit 4 = bit s of qh[l] */
                 __m256i bit = _mm256_set1_epi8((char)(1 << s));
                 __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(qh, bit), bit);
-                q[s] = _mm256_or_si256(q[s], _mm256_and_si256(set, _mm256_set1_epi8(16)));
+                q = _mm256_or_si256(q, _mm256_and_si256(set, _mm256_set1_epi8(16)));
             }
-            f[s] = _mm256_shuffle_epi8(scb, _mm256_set1_epi16((short)(0x0100 + 0x0202 * s)));
+            const __m256i f = _mm256_shuffle_epi8(scb, _mm256_set1_epi16((short)(0x0100 + 0x0202 * s)));
+            for (int t = 0; t < nt; t++) {
+                const struct kz_block_q8_k *a = (const struct kz_block_q8_k *)(act + t * astride) + i;
+                sumi[t] = _mm256_add_epi32(sumi[t], dot_u8s8_scaled(q, load256(a->qs + 32 * s), f));
+            }
         }
         for (int t = 0; t < nt; t++) {
             const struct kz_block_q8_k *a = (const struct kz_block_q8_k *)(act + t * astride) + i;
-            __m256i sumi = _mm256_setzero_si256();
-            for (int s = 0; s < 8; s++)
-                sumi = _mm256_add_epi32(sumi, dot_u8s8_scaled(q[s], load256(a->qs + 32 * s), f[s]));
             __m256i summ = _mm256_madd_epi16(load256(a->bsums), mins);
-            acc[t] = fma_i32(d * a->d, sumi, acc[t]);
+            acc[t] = fma_i32(d * a->d, sumi[t], acc[t]);
             acc[t] = fma_i32(-(dmin * a->d), summ, acc[t]);
         }
     }
@@ -742,28 +746,37 @@ KZ_INLINE void q6k_tile(int64_t n, const void *w, const unsigned char *act, size
         const struct kz_block_q6_k *b = (const struct kz_block_q6_k *)w + i;
         pf_ahead(b, (int)sizeof *b);
         float d = h2f(b->d);
-        __m256i q[8], f[8], sc16;
+        __m256i f[8], sc16;
         pair_scales(load128(b->scales), f, &sc16);
+        /* sub-block by sub-block, each token's integer sum in a register
+         * (as in q4k_tile) */
+        __m256i sumi[KZ_NT_K];
+        for (int t = 0; t < nt; t++)
+            sumi[t] = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
-            __m256i l0 = load256(b->ql + 64 * h), l1 = load256(b->ql + 64 * h + 32);
-            __m256i qh = load256(b->qh + 32 * h);
-            /* high bits 2k..2k+1 of qh moved to bits 4..5 of each byte */
-            __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x03)), 4);
-            __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x0c)), 2);
-            __m256i h2 = _mm256_and_si256(qh, _mm256_set1_epi8(0x30));
-            __m256i h3 = _mm256_srli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8((char)0xc0)), 2);
-            q[4 * h + 0] = _mm256_or_si256(_mm256_and_si256(l0, low4), h0);
-            q[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(l1, low4), h1);
-            q[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4), h2);
-            q[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4), h3);
+            const __m256i l0 = load256(b->ql + 64 * h), l1 = load256(b->ql + 64 * h + 32);
+            const __m256i qh = load256(b->qh + 32 * h);
+            for (int k = 0; k < 4; k++) {
+                /* low four bits from ql, high bits 2k..2k+1 of qh moved to bits 4..5 */
+                const __m256i l = k % 2 ? l1 : l0;
+                const __m256i lo = k < 2 ? _mm256_and_si256(l, low4) : _mm256_and_si256(_mm256_srli_epi16(l, 4), low4);
+                const __m256i hb = _mm256_and_si256(qh, _mm256_set1_epi8((char)(3 << (2 * k))));
+                const __m256i hi = k == 0 ? _mm256_slli_epi16(hb, 4)
+                                   : k == 1 ? _mm256_slli_epi16(hb, 2)
+                                   : k == 2 ? hb
+                                            : _mm256_srli_epi16(hb, 2);
+                const __m256i q = _mm256_or_si256(lo, hi);
+                const int v = 4 * h + k;
+                for (int t = 0; t < nt; t++) {
+                    const struct kz_block_q8_k *a = (const struct kz_block_q8_k *)(act + t * astride) + i;
+                    sumi[t] = _mm256_add_epi32(sumi[t], dot_u8s8_scaled(q, load256(a->qs + 32 * v), f[v]));
+                }
+            }
         }
         for (int t = 0; t < nt; t++) {
             const struct kz_block_q8_k *a = (const struct kz_block_q8_k *)(act + t * astride) + i;
-            __m256i sumi = _mm256_setzero_si256();
-            for (int v = 0; v < 8; v++)
-                sumi = _mm256_add_epi32(sumi, dot_u8s8_scaled(q[v], load256(a->qs + 32 * v), f[v]));
             __m256i bias = _mm256_slli_epi32(_mm256_madd_epi16(load256(a->bsums), sc16), 5);
-            acc[t] = fma_i32(d * a->d, _mm256_sub_epi32(sumi, bias), acc[t]);
+            acc[t] = fma_i32(d * a->d, _mm256_sub_epi32(sumi[t], bias), acc[t]);
         }
     }
     for (int t = 0; t < nt; t++)
