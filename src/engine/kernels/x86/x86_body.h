@@ -1371,7 +1371,7 @@ KZ_INLINE void q23k_tile(int64_t n, const void *w, const unsigned char *act, siz
         acc[t] = _mm256_setzero_ps();
     const __m256i low2 = _mm256_set1_epi8(3);
     for (int64_t i = 0; i < n / KZ_QK_K; i++) {
-        __m256i q[8], f[8], sc16, mins = _mm256_setzero_si256();
+        __m256i f[8], sc16, mins = _mm256_setzero_si256(), hm = _mm256_setzero_si256();
         float d, dmin = 0.0f;
         const uint8_t *qs;
         const int bsz = three ? (int)sizeof(struct kz_block_q3_k) : (int)sizeof(struct kz_block_q2_k);
@@ -1384,12 +1384,7 @@ KZ_INLINE void q23k_tile(int64_t n, const void *w, const unsigned char *act, siz
             for (int s = 0; s < 16; s++)
                 sc[s] = (int8_t)(kz_q3k_scale(b->scales, s) - 32);
             pair_scales(load128(sc), f, &sc16);
-            __m256i hm = load256(b->hmask);
-            for (int v = 0; v < 8; v++) { /* bit 2 = bit (4h + j) = bit v of hmask[t] */
-                __m256i bit = _mm256_set1_epi8((char)(1 << v));
-                __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(hm, bit), bit);
-                q[v] = _mm256_and_si256(set, _mm256_set1_epi8(4));
-            }
+            hm = load256(b->hmask);
         } else {
             const struct kz_block_q2_k *b = (const struct kz_block_q2_k *)w + i;
             d = h2f(b->d);
@@ -1398,27 +1393,35 @@ KZ_INLINE void q23k_tile(int64_t n, const void *w, const unsigned char *act, siz
             __m128i raw = load128(b->scales);
             pair_scales(_mm_and_si128(raw, _mm_set1_epi8(15)), f, &sc16);
             mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(15)));
-            for (int v = 0; v < 8; v++)
-                q[v] = _mm256_setzero_si256();
         }
-        for (int h = 0; h < 2; h++) {
-            __m256i x = load256(qs + 32 * h);
-            q[4 * h + 0] = _mm256_or_si256(q[4 * h + 0], _mm256_and_si256(x, low2));
-            q[4 * h + 1] = _mm256_or_si256(q[4 * h + 1], _mm256_and_si256(_mm256_srli_epi16(x, 2), low2));
-            q[4 * h + 2] = _mm256_or_si256(q[4 * h + 2], _mm256_and_si256(_mm256_srli_epi16(x, 4), low2));
-            q[4 * h + 3] = _mm256_or_si256(q[4 * h + 3], _mm256_and_si256(_mm256_srli_epi16(x, 6), low2));
+        /* code vector by code vector, each token's integer sum in a
+         * register (as in q4k_tile): all eight vectors and their scales at
+         * once took the whole ymm register file */
+        __m256i sumi[KZ_NT_K];
+        for (int t = 0; t < nt; t++)
+            sumi[t] = _mm256_setzero_si256();
+        for (int v = 0; v < 8; v++) {
+            /* vector v = 4h + j: bits 2j..2j+1 of qs[32h + l]; Q3_K's bit 2 is bit v of hmask[l] */
+            const __m256i x = load256(qs + 32 * (v / 4));
+            __m256i q = _mm256_and_si256(v % 4 ? _mm256_srli_epi16(x, 2 * (v % 4)) : x, low2);
+            if (three) {
+                __m256i bit = _mm256_set1_epi8((char)(1 << v));
+                __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(hm, bit), bit);
+                q = _mm256_or_si256(q, _mm256_and_si256(set, _mm256_set1_epi8(4)));
+            }
+            for (int t = 0; t < nt; t++) {
+                const struct kz_block_q8_k *a = (const struct kz_block_q8_k *)(act + t * astride) + i;
+                sumi[t] = _mm256_add_epi32(sumi[t], dot_u8s8_scaled(q, load256(a->qs + 32 * v), f[v]));
+            }
         }
         for (int t = 0; t < nt; t++) {
             const struct kz_block_q8_k *a = (const struct kz_block_q8_k *)(act + t * astride) + i;
-            __m256i sumi = _mm256_setzero_si256();
-            for (int v = 0; v < 8; v++)
-                sumi = _mm256_add_epi32(sumi, dot_u8s8_scaled(q[v], load256(a->qs + 32 * v), f[v]));
             __m256i bs = load256(a->bsums);
             if (three) {
                 __m256i bias = _mm256_slli_epi32(_mm256_madd_epi16(bs, sc16), 2);
-                acc[t] = fma_i32(d * a->d, _mm256_sub_epi32(sumi, bias), acc[t]);
+                acc[t] = fma_i32(d * a->d, _mm256_sub_epi32(sumi[t], bias), acc[t]);
             } else {
-                acc[t] = fma_i32(d * a->d, sumi, acc[t]);
+                acc[t] = fma_i32(d * a->d, sumi[t], acc[t]);
                 acc[t] = fma_i32(-(dmin * a->d), _mm256_madd_epi16(bs, mins), acc[t]);
             }
         }
