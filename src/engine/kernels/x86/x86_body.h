@@ -218,6 +218,23 @@ KZ_INLINE __m256i dot_u8s8_scaled(__m256i u, __m256i s, __m256i f)
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), f);
 }
 
+/* One code vector v (32 elements) of super-block i of a K-quant weight
+ * row, unsigned codes q with their int16 scale factors f, against the same
+ * 32 elements of each of nt Q8_K activation rows, into each token's int32
+ * sums. The K-quant one-row tiles go vector by vector through this, each
+ * token's sum in a register: unpacking all eight vectors of a super-block
+ * first, with their scales, took ymm's whole register file, and they were
+ * reloaded from the stack for every token (avx2 prompts +15-19% in Q4_K_M,
+ * Q3_K +40-55% in cache on avx512). */
+KZ_INLINE void kq_tokens(__m256i q, __m256i f, int v, const unsigned char *act, size_t astride, int64_t i, int nt,
+                         __m256i *sumi)
+{
+    for (int t = 0; t < nt; t++) {
+        const struct kz_block_q8_k *a = (const struct kz_block_q8_k *)(act + t * astride) + i;
+        sumi[t] = _mm256_add_epi32(sumi[t], dot_u8s8_scaled(q, load256(a->qs + 32 * v), f));
+    }
+}
+
 // ---------------------------------------------------------------- 32-element types (Q8_0 activations)
 
 enum leg_kind { L_Q4_0, L_Q4_1, L_Q5_0, L_Q5_1, L_Q8_0 };
@@ -700,10 +717,6 @@ KZ_INLINE void q4k_tile(int64_t n, const void *w, const unsigned char *act, size
         __m256i mins = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));
         __m256i scb = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sc8));
         __m256i qh = five ? load256(qhp) : _mm256_setzero_si256();
-        /* sub-block by sub-block, each token's integer sum in a register:
-         * the eight unpacked sub-blocks and their scales for all tokens
-         * at once took 16 registers of the 16, and were reloaded from the
-         * stack for every token */
         __m256i sumi[KZ_NT_K];
         for (int t = 0; t < nt; t++)
             sumi[t] = _mm256_setzero_si256();
@@ -715,11 +728,8 @@ KZ_INLINE void q4k_tile(int64_t n, const void *w, const unsigned char *act, size
                 __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(qh, bit), bit);
                 q = _mm256_or_si256(q, _mm256_and_si256(set, _mm256_set1_epi8(16)));
             }
-            const __m256i f = _mm256_shuffle_epi8(scb, _mm256_set1_epi16((short)(0x0100 + 0x0202 * s)));
-            for (int t = 0; t < nt; t++) {
-                const struct kz_block_q8_k *a = (const struct kz_block_q8_k *)(act + t * astride) + i;
-                sumi[t] = _mm256_add_epi32(sumi[t], dot_u8s8_scaled(q, load256(a->qs + 32 * s), f));
-            }
+            kq_tokens(q, _mm256_shuffle_epi8(scb, _mm256_set1_epi16((short)(0x0100 + 0x0202 * s))), s, act, astride, i,
+                      nt, sumi);
         }
         for (int t = 0; t < nt; t++) {
             const struct kz_block_q8_k *a = (const struct kz_block_q8_k *)(act + t * astride) + i;
@@ -748,8 +758,6 @@ KZ_INLINE void q6k_tile(int64_t n, const void *w, const unsigned char *act, size
         float d = h2f(b->d);
         __m256i f[8], sc16;
         pair_scales(load128(b->scales), f, &sc16);
-        /* sub-block by sub-block, each token's integer sum in a register
-         * (as in q4k_tile) */
         __m256i sumi[KZ_NT_K];
         for (int t = 0; t < nt; t++)
             sumi[t] = _mm256_setzero_si256();
@@ -765,12 +773,7 @@ KZ_INLINE void q6k_tile(int64_t n, const void *w, const unsigned char *act, size
                                    : k == 1 ? _mm256_slli_epi16(hb, 2)
                                    : k == 2 ? hb
                                             : _mm256_srli_epi16(hb, 2);
-                const __m256i q = _mm256_or_si256(lo, hi);
-                const int v = 4 * h + k;
-                for (int t = 0; t < nt; t++) {
-                    const struct kz_block_q8_k *a = (const struct kz_block_q8_k *)(act + t * astride) + i;
-                    sumi[t] = _mm256_add_epi32(sumi[t], dot_u8s8_scaled(q, load256(a->qs + 32 * v), f[v]));
-                }
+                kq_tokens(_mm256_or_si256(lo, hi), f[4 * h + k], 4 * h + k, act, astride, i, nt, sumi);
             }
         }
         for (int t = 0; t < nt; t++) {
@@ -1394,9 +1397,6 @@ KZ_INLINE void q23k_tile(int64_t n, const void *w, const unsigned char *act, siz
             pair_scales(_mm_and_si128(raw, _mm_set1_epi8(15)), f, &sc16);
             mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(15)));
         }
-        /* code vector by code vector, each token's integer sum in a
-         * register (as in q4k_tile): all eight vectors and their scales at
-         * once took the whole ymm register file */
         __m256i sumi[KZ_NT_K];
         for (int t = 0; t < nt; t++)
             sumi[t] = _mm256_setzero_si256();
@@ -1409,10 +1409,7 @@ KZ_INLINE void q23k_tile(int64_t n, const void *w, const unsigned char *act, siz
                 __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(hm, bit), bit);
                 q = _mm256_or_si256(q, _mm256_and_si256(set, _mm256_set1_epi8(4)));
             }
-            for (int t = 0; t < nt; t++) {
-                const struct kz_block_q8_k *a = (const struct kz_block_q8_k *)(act + t * astride) + i;
-                sumi[t] = _mm256_add_epi32(sumi[t], dot_u8s8_scaled(q, load256(a->qs + 32 * v), f[v]));
-            }
+            kq_tokens(q, f[v], v, act, astride, i, nt, sumi);
         }
         for (int t = 0; t < nt; t++) {
             const struct kz_block_q8_k *a = (const struct kz_block_q8_k *)(act + t * astride) + i;
@@ -1514,52 +1511,38 @@ KZ_INLINE float f_row16(const enum f_kind kind, int64_t n, const void *w, const 
 }
 #endif
 
-/* any n >= 0; tails of fewer than 8 elements in scalar. Called for one
- * token (nt = 1; f_gemm_rows below takes batches), but written for nt
- * rows as the other tiles. */
-KZ_INLINE void f_tile(const enum f_kind kind, int64_t n, const void *w, const unsigned char *act,
-                      size_t astride, float *out, int64_t ostride, const int nt)
+/* One row against one f32 vector (one token; several take f_blk below):
+ * zmm on avx512 (f_row16), two ymm FMA chains otherwise; any n >= 0, tails
+ * of fewer than 8 elements in scalar. */
+KZ_INLINE float f_row(const enum f_kind kind, int64_t n, const void *w, const float *x)
 {
 #ifdef KZ_X86_ZMM
-    if (nt == 1) {
-        out[0] = f_row16(kind, n, w, (const float *)act);
-        return;
-    }
-#endif
-    __m256 acc0[KZ_NT], acc1[KZ_NT];
-    const float *x[KZ_NT];
-    for (int t = 0; t < nt; t++) {
-        acc0[t] = acc1[t] = _mm256_setzero_ps();
-        x[t] = (const float *)(act + t * astride);
-    }
+    return f_row16(kind, n, w, x);
+#else
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
         pf_ahead((const char *)w + (size_t)i * (kind == F_F32 ? 4 : 2), kind == F_F32 ? 64 : 32);
-        __m256 w0 = f_load8(kind, w, i), w1 = f_load8(kind, w, i + 8);
-        for (int t = 0; t < nt; t++) {
-            acc0[t] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x[t] + i), acc0[t]);
-            acc1[t] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x[t] + i + 8), acc1[t]);
-        }
+        acc0 = _mm256_fmadd_ps(f_load8(kind, w, i), _mm256_loadu_ps(x + i), acc0);
+        acc1 = _mm256_fmadd_ps(f_load8(kind, w, i + 8), _mm256_loadu_ps(x + i + 8), acc1);
     }
     if (i + 8 <= n) {
-        __m256 w0 = f_load8(kind, w, i);
-        for (int t = 0; t < nt; t++)
-            acc0[t] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x[t] + i), acc0[t]);
+        acc0 = _mm256_fmadd_ps(f_load8(kind, w, i), _mm256_loadu_ps(x + i), acc0);
         i += 8;
     }
-    for (int t = 0; t < nt; t++) {
-        float s = hsum_ps(_mm256_add_ps(acc0[t], acc1[t]));
-        for (int64_t j = i; j < n; j++)
-            s += f_load1(kind, w, j) * x[t][j];
-        out[t * ostride] = s;
-    }
+    float s = hsum_ps(_mm256_add_ps(acc0, acc1));
+    for (; i < n; i++)
+        s += f_load1(kind, w, i) * x[i];
+    return s;
+#endif
 }
 
 /* Float weights (F16, BF16, F32) against two or more f32 activation rows
  * (prompts, batches): a tile of up to KZ_FMR rows by KZ_FNR tokens in
- * vector accumulators. The one-row tile above loads an activation vector
- * for every FMA, so the load ports held it to half the FMA rate (F16
- * prompts at half of llama.cpp's speed on an AMD EPYC); here a step loads
+ * vector accumulators. The one-row tile for several tokens that this
+ * replaced loaded an activation vector for every FMA, so the load ports
+ * held it to half the FMA rate (F16 prompts at half of llama.cpp's speed
+ * on an AMD EPYC); here a step loads
  * and converts KZ_FMR weight vectors and loads KZ_FNR activation vectors
  * for KZ_FMR * KZ_FNR FMAs. Every (row, token) sum runs in the same order
  * whatever the tile's shape (whole vectors, one horizontal sum, then the
@@ -1692,9 +1675,6 @@ static void f_gemm_rows(uint32_t wtype, int64_t cols, const unsigned char *w, co
 #define C_Q4_K(k) q4k_tile(n, w, act, astride, out, ostride, k, 0)
 #define C_Q5_K(k) q4k_tile(n, w, act, astride, out, ostride, k, 1)
 #define C_Q6_K(k) q6k_tile(n, w, act, astride, out, ostride, k)
-#define C_F32(k) f_tile(F_F32, n, w, act, astride, out, ostride, k)
-#define C_F16(k) f_tile(F_F16, n, w, act, astride, out, ostride, k)
-#define C_BF16(k) f_tile(F_BF16, n, w, act, astride, out, ostride, k)
 
 #ifndef KZ_X86_TILE_Q4_0
 KZ_TILE(tile_q4_0, C_Q4_0)
@@ -1712,10 +1692,18 @@ KZ_TILE_MAX(tile_q3_k, C_Q3_K, KZ_NT_K)
 KZ_TILE_MAX(tile_q4_k, C_Q4_K, KZ_NT_K)
 KZ_TILE_MAX(tile_q5_k, C_Q5_K, KZ_NT_K)
 KZ_TILE_MAX(tile_q6_k, C_Q6_K, KZ_NT_K)
-/* one token only: batches of float weights take f_gemm_rows */
-KZ_TILE_MAX(tile_f32, C_F32, 1)
-KZ_TILE_MAX(tile_f16, C_F16, 1)
-KZ_TILE_MAX(tile_bf16, C_BF16, 1)
+/* float weights, one token only: batches take f_gemm_rows */
+#define KZ_FTILE(name, kind)                                                                 \
+    static void name(int64_t n, const void *w, const unsigned char *act, size_t astride,     \
+                     const float *prep, float *out, int64_t ostride, int nt)                 \
+    {                                                                                        \
+        (void)astride, (void)prep, (void)ostride;                                            \
+        KZ_ASSERT(nt == 1);                                                                  \
+        out[0] = f_row(kind, n, w, (const float *)act);                                      \
+    }
+KZ_FTILE(tile_f32, F_F32)
+KZ_FTILE(tile_f16, F_F16)
+KZ_FTILE(tile_bf16, F_BF16)
 
 /* The register-blocked tiles: one function per weight type, the edge shapes
  * (rows % KZ_MR, tokens % KZ_NR) each compiled with constant bounds. */
