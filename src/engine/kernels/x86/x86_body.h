@@ -39,6 +39,7 @@
 #include <math.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <stdlib.h>
 
 #include "core/assert.h"
 #include "engine/gguf/dtype.h"
@@ -1472,69 +1473,75 @@ KZ_INLINE __m512 f_load16(const enum f_kind kind, const void *w, int64_t i)
     }
 }
 
-/* One row against one f32 vector on zmm (one token: the ymm tile below
- * spent three micro-ops per 8 F16 weights, here three per 16). Four FMA
- * chains: with two, each waited on its own latency. f_row64 takes the
- * whole runs of 64 (prefetching or not: light_prefetch) and returns where
- * it stopped; the last n % 16 elements in scalar. */
-KZ_INLINE int64_t f_row64(const enum f_kind kind, int64_t n, const void *w, const float *x, __m512 acc[4],
-                          const int pf)
+/* One F32 row against one f32 vector on zmm (f_row; F16 and BF16 go to
+ * the ymm loop there). Four FMA chains: with two, each waited on its own
+ * latency. f_row64 takes the whole runs of 64, with or without prefetches,
+ * and returns where it stopped; the last n % 16 elements in scalar. */
+KZ_INLINE int64_t f_row64(int64_t n, const float *w, const float *x, __m512 acc[4], const int pf)
 {
-    const size_t esz = kind == F_F32 ? 4 : 2;
     int64_t i = 0;
     for (; i + 64 <= n; i += 64) {
-        if (pf)
-            pf_ahead((const char *)w + (size_t)i * esz, 64 * (int)esz);
+        if (pf) /* every 32 bytes, as in f_row */
+            for (int o = 0; o < 64 * 4; o += 32)
+                pf_ahead((const char *)(w + i) + o, 32);
         for (int k = 0; k < 4; k++)
-            acc[k] = _mm512_fmadd_ps(f_load16(kind, w, i + 16 * k), _mm512_loadu_ps(x + i + 16 * k), acc[k]);
+            acc[k] = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 16 * k), _mm512_loadu_ps(x + i + 16 * k), acc[k]);
     }
     return i;
 }
 
-KZ_INLINE float f_row16(const enum f_kind kind, int64_t n, const void *w, const float *x)
+KZ_INLINE float f_row16(int64_t n, const float *w, const float *x)
 {
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-    /* rows of more than 4096 elements (an f32 activation of 16 KiB and
-     * more) run slower from memory, and there the prefetch pays again
-     * (F16 at 5632 columns, one core: 18.7 against 16.3 GB/s; at 2048,
-     * 26-29 without it). Their activation does not stay in L1 beside the
-     * streaming weights: with an F16 copy of it (11 KiB) the same rows
-     * read at 28 GB/s (docs/PERFORMANCE.md), but that would round it. */
+    /* Rows of more than 4096 elements (an activation of 16 KiB and more)
+     * run slower from memory, and there the prefetch pays: one core, 2048
+     * x 5632, 28.7-29.2 GB/s against 22.4-22.9 without it (and 27.4 with
+     * f_row's ymm loop); at 2048 columns 30.2-30.6 without it, 28.3 with. */
     const int pf = n > 4096 || light_prefetch();
-    int64_t i = pf ? f_row64(kind, n, w, x, acc, 1) : f_row64(kind, n, w, x, acc, 0);
+    int64_t i = pf ? f_row64(n, w, x, acc, 1) : f_row64(n, w, x, acc, 0);
     for (; i + 16 <= n; i += 16)
-        acc[0] = _mm512_fmadd_ps(f_load16(kind, w, i), _mm512_loadu_ps(x + i), acc[0]);
+        acc[0] = _mm512_fmadd_ps(_mm512_loadu_ps(w + i), _mm512_loadu_ps(x + i), acc[0]);
     float s = kv_hsum(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
     for (; i < n; i++)
-        s += f_load1(kind, w, i) * x[i];
+        s += w[i] * x[i];
     return s;
 }
 #endif
 
-/* One row against one f32 vector (one token; several take f_blk below):
- * zmm on avx512 (f_row16), two ymm FMA chains otherwise; any n >= 0, tails
- * of fewer than 8 elements in scalar. */
+/* One row against one f32 vector (one token; several take f_blk below).
+ * F32 on avx512 takes f_row16. Otherwise four ymm FMA chains, 32 elements
+ * a step, with a prefetch at each 32 bytes of weights, so every line is
+ * asked for twice. Decode reads these weights from memory; on an AMD EPYC
+ * (Zen 4), one core, a 2048 x 5632 F16 matrix read at 32.6 GB/s this way,
+ * against 19-20 with four zmm chains asking once per line (the loop F16
+ * had on avx512), 31-33 with zmm asking twice, 23 with these four ymm
+ * chains asking once, and 30 with two ymm chains asking twice (the loop
+ * avx2 had); at 2048 columns, 34.6 against 23.6 (zmm) and 33.9 (two
+ * chains). Why a second prefetch of a line helps is not known. In L2 the
+ * zmm loop without prefetches is faster (58 against 40-43 GB/s), but F16
+ * and BF16 weights of a model hardly ever fit in a cache. Any n >= 0; the
+ * last n % 8 elements in scalar. */
 KZ_INLINE float f_row(const enum f_kind kind, int64_t n, const void *w, const float *x)
 {
 #ifdef KZ_X86_ZMM
-    return f_row16(kind, n, w, x);
-#else
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    if (kind == F_F32)
+        return f_row16(n, w, x);
+#endif
+    const size_t esz = kind == F_F32 ? 4 : 2;
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        pf_ahead((const char *)w + (size_t)i * (kind == F_F32 ? 4 : 2), kind == F_F32 ? 64 : 32);
-        acc0 = _mm256_fmadd_ps(f_load8(kind, w, i), _mm256_loadu_ps(x + i), acc0);
-        acc1 = _mm256_fmadd_ps(f_load8(kind, w, i + 8), _mm256_loadu_ps(x + i + 8), acc1);
-    }
-    if (i + 8 <= n) {
-        acc0 = _mm256_fmadd_ps(f_load8(kind, w, i), _mm256_loadu_ps(x + i), acc0);
-        i += 8;
-    }
-    float s = hsum_ps(_mm256_add_ps(acc0, acc1));
+    for (; i + 32 <= n; i += 32)
+        for (int k = 0; k < 4; k++) {
+            if (esz == 4 || k % 2 == 0) /* every 32 bytes */
+                pf_ahead((const char *)w + (size_t)(i + 8 * k) * esz, 32);
+            acc[k] = _mm256_fmadd_ps(f_load8(kind, w, i + 8 * k), _mm256_loadu_ps(x + i + 8 * k), acc[k]);
+        }
+    for (; i + 8 <= n; i += 8)
+        acc[0] = _mm256_fmadd_ps(f_load8(kind, w, i), _mm256_loadu_ps(x + i), acc[0]);
+    float s = hsum_ps(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
     for (; i < n; i++)
         s += f_load1(kind, w, i) * x[i];
     return s;
-#endif
 }
 
 /* Float weights (F16, BF16, F32) against two or more f32 activation rows
