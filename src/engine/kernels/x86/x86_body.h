@@ -86,7 +86,7 @@ typedef void (*tile_fn)(int64_t n, const void *w, const unsigned char *act, size
  * one core's decode at 14-18 GB/s from memory, 16 and 4 KiB reach 22-29,
  * and generation at 1 thread went 1.2-1.5x faster (farther than 16 KiB:
  * no better; docs/PERFORMANCE.md). There, the loops that do little work
- * per byte are faster without it (light_prefetch).
+ * per byte ask twice on AMD (amd_cpu).
  * Past the end of a row the prefetch runs into the next row, the next read;
  * past the end of the matrix it fetches lines not needed, and a prefetch
  * never faults. -DKZ_NO_PREFETCH builds without it, for comparisons. */
@@ -107,26 +107,26 @@ KZ_INLINE void pf_ahead(const void *p, const int bytes)
 }
 
 #ifdef KZ_X86_ZMM
-/* Whether the decode loops that do little work per byte (Q8_0, F16, BF16,
- * F32 on zmm) prefetch. On an AMD EPYC (Zen 4), with the weights on huge
- * pages, the hardware prefetchers keep up with them alone, and the prefetch
- * instructions cost: one core read Q8_0 weights at 29 against 26-28 GB/s
- * without them, F16 at 23-25 against 18, BF16 at 27 against 19
- * (bench_kernels), and Q8_0 generation went 5-19% faster at 1 and 2
- * threads (docs/PERFORMANCE.md). The heavier loops (Q4_0, Q4_K, Q5_K,
- * Q6_K) still need them there. Elsewhere these loops are unchanged: an
- * Intel Xeon VM needed the prefetch in every decode loop, and none is at
- * hand to measure them on. The vendor is read once: in a VM cpuid traps
- * to the hypervisor. */
-static int light_prefetch(void)
+/* Whether this is an AMD CPU, for the decode loops that do little work per
+ * byte (Q8_0, F32 on zmm). On an AMD EPYC (Zen 4), with the weights on
+ * huge pages, prefetching each line once costs more than it brings: the
+ * hardware prefetchers alone read Q8_0 weights at 29 against 26-28 GB/s
+ * (bench_kernels, one core). Asking for each line twice (a prefetch every
+ * 32 bytes) beats both, 32.6-33.1 GB/s, and took Q8_0 generation at 1
+ * thread from 26.2-27.4 to 31.0 t/s; it is also what the float rows do
+ * (f_row). The heavier loops (Q4_0, Q4_K, Q5_K, Q6_K) prefetch each line
+ * once everywhere: twice was level or slower there. An Intel Xeon VM
+ * needed the prefetch in every decode loop, and none is at hand to try
+ * the second one on, so elsewhere these loops ask once. The vendor is
+ * read once: in a VM cpuid traps to the hypervisor. */
+static int amd_cpu(void)
 {
     static _Atomic int cached = -1;
     int v = atomic_load_explicit(&cached, memory_order_relaxed);
     if (v < 0) {
         unsigned a = 0, b = 0, c = 0, d = 0;
         /* "AuthenticAMD" in ebx, edx, ecx */
-        int amd = __get_cpuid(0, &a, &b, &c, &d) && b == 0x68747541u && d == 0x69746e65u && c == 0x444d4163u;
-        v = !amd;
+        v = __get_cpuid(0, &a, &b, &c, &d) && b == 0x68747541u && d == 0x69746e65u && c == 0x444d4163u;
         atomic_store_explicit(&cached, v, memory_order_relaxed);
     }
     return v;
@@ -1497,7 +1497,7 @@ KZ_INLINE float f_row16(int64_t n, const float *w, const float *x)
      * run slower from memory, and there the prefetch pays: one core, 2048
      * x 5632, 28.7-29.2 GB/s against 22.4-22.9 without it (and 27.4 with
      * f_row's ymm loop); at 2048 columns 30.2-30.6 without it, 28.3 with. */
-    const int pf = n > 4096 || light_prefetch();
+    const int pf = n > 4096 || !amd_cpu();
     int64_t i = pf ? f_row64(n, w, x, acc, 1) : f_row64(n, w, x, acc, 0);
     for (; i + 16 <= n; i += 16)
         acc[0] = _mm512_fmadd_ps(_mm512_loadu_ps(w + i), _mm512_loadu_ps(x + i), acc[0]);
@@ -2129,7 +2129,7 @@ struct dec_q8 {
 };
 
 KZ_INLINE void dec_rows_q8_0_pf(const void *w, int64_t cols, const unsigned char *act, float *out, int64_t r0,
-                                int64_t r1, const int pf)
+                                int64_t r1, const int pf_step)
 {
     const int64_t nb = cols / 32;
     _Alignas(64) struct dec_q8 p;
@@ -2152,8 +2152,8 @@ KZ_INLINE void dec_rows_q8_0_pf(const void *w, int64_t cols, const unsigned char
         __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
         for (int64_t g = 0; g < nb; g += 8) {
             const struct kz_block_q8_0 *bg = b + g;
-            if (pf)
-                pf_ahead(bg, 8 * (int)sizeof *bg);
+            for (int o = 0; o < 8 * (int)sizeof *bg; o += pf_step)
+                pf_ahead((const char *)bg + o, 1);
             const __m256 dw = _mm256_cvtph_ps(
                 _mm_set_epi64x((long long)halves4(bg + 4, sizeof *bg), (long long)halves4(bg, sizeof *bg)));
             const __m512 f = _mm512_castps256_ps512(_mm256_mul_ps(dw, _mm256_loadu_ps(p.da + g)));
@@ -2176,10 +2176,10 @@ KZ_INLINE void dec_rows_q8_0_pf(const void *w, int64_t cols, const unsigned char
 
 static void dec_rows_q8_0(const void *w, int64_t cols, const unsigned char *act, float *out, int64_t r0, int64_t r1)
 {
-    if (light_prefetch())
-        dec_rows_q8_0_pf(w, cols, act, out, r0, r1, 1);
+    if (amd_cpu())
+        dec_rows_q8_0_pf(w, cols, act, out, r0, r1, 32); /* each line twice: amd_cpu */
     else
-        dec_rows_q8_0_pf(w, cols, act, out, r0, r1, 0);
+        dec_rows_q8_0_pf(w, cols, act, out, r0, r1, 64);
 }
 #endif
 
