@@ -39,7 +39,6 @@
 #include <math.h>
 #include <stdatomic.h>
 #include <string.h>
-#include <stdlib.h>
 
 #include "core/assert.h"
 #include "engine/gguf/dtype.h"
@@ -113,12 +112,13 @@ KZ_INLINE void pf_ahead(const void *p, const int bytes)
  * hardware prefetchers alone read Q8_0 weights at 29 against 26-28 GB/s
  * (bench_kernels, one core). Asking for each line twice (a prefetch every
  * 32 bytes) beats both, 32.6-33.1 GB/s, and took Q8_0 generation at 1
- * thread from 26.2-27.4 to 31.0 t/s; it is also what the float rows do
- * (f_row). The heavier loops (Q4_0, Q4_K, Q5_K, Q6_K) prefetch each line
- * once everywhere: twice was level or slower there. An Intel Xeon VM
- * needed the prefetch in every decode loop, and none is at hand to try
- * the second one on, so elsewhere these loops ask once. The vendor is
- * read once: in a VM cpuid traps to the hypervisor. */
+ * thread from 26.2-27.4 to 31.0 t/s. Elsewhere the Q8_0 loop asks once:
+ * an Intel Xeon VM needed the prefetch in every decode loop, and none is
+ * at hand to try the second request on. The float rows ask twice on every
+ * vendor (f_row, and f_row16 wherever it prefetches); the heavier loops
+ * (Q4_0, Q4_K, Q5_K, Q6_K) ask once everywhere, as twice was level or
+ * slower for them here. The vendor is read once: in a VM cpuid traps to
+ * the hypervisor. */
 static int amd_cpu(void)
 {
     static _Atomic int cached = -1;
