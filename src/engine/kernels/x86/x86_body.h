@@ -91,18 +91,25 @@ typedef void (*tile_fn)(int64_t n, const void *w, const unsigned char *act, size
  * never faults. -DKZ_NO_PREFETCH builds without it, for comparisons. */
 enum { KZ_PF_L1 = 4096, KZ_PF_L2 = 16384 };
 
-/* prefetch the lines of the `bytes` bytes the step at p reads, at both
- * distances (bytes is a constant, so the loops unroll) */
-KZ_INLINE void pf_ahead(const void *p, const int bytes)
+/* prefetch the `bytes` bytes the step at p reads, at both distances, one
+ * request every `step` bytes: 64 asks once per line, 32 twice (amd_cpu).
+ * bytes and step are constants, so the loops unroll. */
+KZ_INLINE void pf_every(const void *p, const int bytes, const int step)
 {
 #ifndef KZ_NO_PREFETCH
-    for (int o = 0; o < bytes; o += 64) /* near first: a little faster than the other order */
+    for (int o = 0; o < bytes; o += step) /* near first: a little faster than the other order */
         _mm_prefetch((const char *)p + KZ_PF_L1 + o, _MM_HINT_T0);
-    for (int o = 0; o < bytes; o += 64)
+    for (int o = 0; o < bytes; o += step)
         _mm_prefetch((const char *)p + KZ_PF_L2 + o, _MM_HINT_T1);
 #else
-    (void)p, (void)bytes;
+    (void)p, (void)bytes, (void)step;
 #endif
+}
+
+/* the lines of the `bytes` bytes the step at p reads, once each */
+KZ_INLINE void pf_ahead(const void *p, const int bytes)
+{
+    pf_every(p, bytes, 64);
 }
 
 #ifdef KZ_X86_ZMM
@@ -1482,9 +1489,8 @@ KZ_INLINE int64_t f_row64(int64_t n, const float *w, const float *x, __m512 acc[
 {
     int64_t i = 0;
     for (; i + 64 <= n; i += 64) {
-        if (pf) /* every 32 bytes, as in f_row */
-            for (int o = 0; o < 64 * 4; o += 32)
-                pf_ahead((const char *)(w + i) + o, 32);
+        if (pf) /* each line twice, as in f_row */
+            pf_every(w + i, 64 * 4, 32);
         for (int k = 0; k < 4; k++)
             acc[k] = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 16 * k), _mm512_loadu_ps(x + i + 16 * k), acc[k]);
     }
@@ -1531,12 +1537,11 @@ KZ_INLINE float f_row(const enum f_kind kind, int64_t n, const void *w, const fl
     const size_t esz = kind == F_F32 ? 4 : 2;
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     int64_t i = 0;
-    for (; i + 32 <= n; i += 32)
-        for (int k = 0; k < 4; k++) {
-            if (esz == 4 || k % 2 == 0) /* every 32 bytes */
-                pf_ahead((const char *)w + (size_t)(i + 8 * k) * esz, 32);
+    for (; i + 32 <= n; i += 32) {
+        pf_every((const char *)w + (size_t)i * esz, 32 * (int)esz, 32); /* each line twice */
+        for (int k = 0; k < 4; k++)
             acc[k] = _mm256_fmadd_ps(f_load8(kind, w, i + 8 * k), _mm256_loadu_ps(x + i + 8 * k), acc[k]);
-        }
+    }
     for (; i + 8 <= n; i += 8)
         acc[0] = _mm256_fmadd_ps(f_load8(kind, w, i), _mm256_loadu_ps(x + i), acc[0]);
     float s = hsum_ps(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
@@ -2153,8 +2158,7 @@ KZ_INLINE void dec_rows_q8_0_pf(const void *w, int64_t cols, const unsigned char
         __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
         for (int64_t g = 0; g < nb; g += 8) {
             const struct kz_block_q8_0 *bg = b + g;
-            for (int o = 0; o < 8 * (int)sizeof *bg; o += pf_step)
-                pf_ahead((const char *)bg + o, 1);
+            pf_every(bg, 8 * (int)sizeof *bg, pf_step);
             const __m256 dw = _mm256_cvtph_ps(
                 _mm_set_epi64x((long long)halves4(bg + 4, sizeof *bg), (long long)halves4(bg, sizeof *bg)));
             const __m512 f = _mm512_castps256_ps512(_mm256_mul_ps(dw, _mm256_loadu_ps(p.da + g)));
